@@ -1,0 +1,59 @@
+/**
+ * kiln's entry point: builds the clipanion Cli, the context (settings, abort
+ * signal) and turns every outcome into an exit code. Command modules are
+ * small; the services they call are imported lazily inside execute(), so
+ * start-up loads only what the command needs.
+ */
+import { Builtins, Cli } from "clipanion";
+import { loadSettings } from "./core/config.js";
+import { ExitCode, isKilnError } from "./core/errors.js";
+import { KilnCommand, type KilnContext } from "./commands/base.js";
+import { commands } from "./commands/index.js";
+import { VERSION } from "./version.js";
+
+export async function run(argv: string[]): Promise<number> {
+  const cli = new Cli<KilnContext>({ binaryLabel: "kiln", binaryName: "kiln", binaryVersion: VERSION, enableCapture: false });
+  for (const c of commands) cli.register(c);
+  cli.register(Builtins.HelpCommand);
+  cli.register(Builtins.VersionCommand);
+
+  const controller = new AbortController();
+  const onSignal = (): void => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  let settings;
+  try {
+    settings = loadSettings();
+  } catch (e) {
+    if (isKilnError(e)) {
+      process.stderr.write(`error [${e.code}]: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+  const context: KilnContext = {
+    ...Cli.defaultContext,
+    settings,
+    signal: controller.signal,
+    isTTY: Boolean(process.stderr.isTTY),
+  };
+
+  let command;
+  try {
+    command = cli.process(argv.length === 0 ? ["--help"] : argv, context);
+  } catch (e) {
+    // Unknown command or option: clipanion's message, on stderr, exit 2.
+    process.stderr.write(cli.error(e, { colored: false }));
+    process.stderr.write("Run 'kiln --help' for the list of commands.\n");
+    return ExitCode.usage;
+  }
+  const code = await cli.run(command, context);
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  if (command instanceof KilnCommand && command.failedWith !== undefined) return command.failedWith;
+  return code;
+}

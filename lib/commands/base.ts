@@ -1,0 +1,77 @@
+/**
+ * The base of every kiln command: shared flags, reporter choice, and the one
+ * place where thrown errors become exit codes and messages.
+ */
+import { resolve as resolvePath } from "node:path";
+import { Command, Option, UsageError as ClipanionUsageError } from "clipanion";
+import type { BaseContext } from "clipanion";
+import { ExitCode, KilnError, CancelledError, isKilnError } from "../core/errors.js";
+import type { Settings } from "../core/config.js";
+import { createReporter, type Reporter } from "../core/report.js";
+
+export interface KilnContext extends BaseContext {
+  settings: Settings;
+  /** Aborted on SIGINT/SIGTERM. */
+  signal: AbortSignal;
+  /** Whether stdout/stderr are terminals. */
+  isTTY: boolean;
+}
+
+export abstract class KilnCommand extends Command<KilnContext> {
+  json = Option.Boolean("--json", false, { description: "Print NDJSON events and results on stdout" });
+  verbose = Option.Boolean("-v,--verbose", false, { description: "Print every external command exactly as run" });
+  quiet = Option.Boolean("-q,--quiet", false, { description: "Print errors only" });
+  color = Option.Boolean("--color", { description: "Force colours on or off (--no-color); NO_COLOR and FORCE_COLOR also work" });
+
+  private reporterCache: Reporter | undefined;
+
+  /** The reporter for this run: JSON, TTY (spinners) or plain lines. */
+  async reporter(): Promise<Reporter> {
+    if (this.reporterCache) return this.reporterCache;
+    const { settings, isTTY } = this.context;
+    const mode = this.json ? "json" : isTTY && !settings.ci ? "tty" : "plain";
+    const color = this.color ?? settings.color ?? (isTTY && !this.json);
+    this.reporterCache = await createReporter({
+      mode,
+      verbose: this.verbose,
+      quiet: this.quiet,
+      color,
+      stdout: this.context.stdout,
+      stderr: this.context.stderr,
+    });
+    return this.reporterCache;
+  }
+
+  /** Set by catch(); lib/cli.ts returns it as the exit code. */
+  failedWith: number | undefined;
+
+  /** Map any failure to an exit code; a KilnError is a message and a hint, never a stack. */
+  override async catch(error: unknown): Promise<void> {
+    this.failedWith = await this.report(error);
+  }
+
+  protected async report(error: unknown): Promise<number> {
+    if (error instanceof ClipanionUsageError) {
+      const e = new KilnError("KILN_USAGE", ExitCode.usage, error.message, { hint: `run 'kiln ${this.path?.join(" ") ?? ""} --help'`.replace("  ", " ") });
+      (await this.reporter()).error(e);
+      return ExitCode.usage;
+    }
+    if (isKilnError(error)) {
+      if (!(error instanceof CancelledError) || this.json) (await this.reporter()).error(error);
+      return error instanceof CancelledError ? 130 : error.exitCode;
+    }
+    const err = error instanceof Error ? error : new Error(String(error));
+    this.context.stderr.write(`kiln: internal error: ${err.stack ?? err.message}\nThis is a bug in kiln; please report it with the command you ran.\n`);
+    return ExitCode.internal;
+  }
+}
+
+/** A command that works on a project: `-d/--project-dir` and `-e/--environment`. */
+export abstract class ProjectCommand extends KilnCommand {
+  projectDir = Option.String("-d,--project-dir", { description: "Project directory (default: current directory)" });
+  environments = Option.Array("-e,--environment", [], { description: "Environment to use (repeatable; default: default_envs, else all)" });
+
+  protected resolvedProjectDir(): string {
+    return resolvePath(this.projectDir ?? ".");
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * File helpers that keep kiln's invariant: nothing half-written is ever
+ * trusted. Writes go to a unique temp name beside the target, then rename.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, rename, rm, writeFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { errnoCode } from "./errors.js";
+
+/** A unique sibling temp path for `file` (same directory, so rename is atomic). */
+export function tempPathFor(file: string): string {
+  return `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+}
+
+/** Write `data` to `file` atomically (temp + rename), creating the directory. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = tempPathFor(file);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** mtime in ms, or undefined when the file does not exist. */
+export async function mtimeMs(file: string): Promise<number | undefined> {
+  try {
+    return (await stat(file)).mtimeMs;
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT" || errnoCode(e) === "ENOTDIR") return undefined;
+    throw e;
+  }
+}
+
+export async function pathExists(p: string): Promise<boolean> {
+  return (await mtimeMs(p)) !== undefined;
+}
