@@ -61,8 +61,10 @@ export interface SourceGroup {
 
 export interface ImageStep {
   label: string;
-  argv: string[];
+  /** Final output path (absolute). */
   output: string;
+  /** The argv writing to `tmpOutput`; the builder renames it to `output` on success. */
+  argv(tmpOutput: string): string[];
 }
 
 export interface ImageInfo {
@@ -119,9 +121,10 @@ export interface BuildPlan {
   /** Framework sources compiled regardless of includes (core, variant). */
   groups: SourceGroup[];
   link: {
+    /** Final program path (absolute): firmware.elf, program. */
     output: string;
-    /** The link argv for these objects and archives. */
-    argv(objects: string[], archives: string[]): string[];
+    /** The link argv for these objects and archives, writing `tmpOutput` (renamed to `output` on success). */
+    argv(objects: string[], archives: string[], tmpOutput: string): string[];
   };
   images: ImageStep[];
   size?: SizeRecipe | undefined;
