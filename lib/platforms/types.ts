@@ -132,6 +132,8 @@ export interface BuildPlan {
   manifestImages: ImageInfo[];
   /** Settings the flasher needs, copied into the manifest. */
   upload?: Record<string, unknown> | undefined;
+  /** Tool paths the flasher needs (`avrdude`, `avrdude.conf`), copied into the manifest. */
+  tools?: Record<string, string> | undefined;
 }
 
 export interface PlanContext {
