@@ -74,4 +74,9 @@ export abstract class ProjectCommand extends KilnCommand {
   protected resolvedProjectDir(): string {
     return resolvePath(this.projectDir ?? ".");
   }
+
+  /** `-d` wins; else a positional directory; else the current directory. */
+  protected projectDirOr(positional: string | undefined): string {
+    return resolvePath(this.projectDir ?? positional ?? ".");
+  }
 }

@@ -1,9 +1,26 @@
 /**
  * Every command class, registered by lib/cli.ts. A command module imports
- * only clipanion and lib/commands/base.ts at load time.
+ * only clipanion and lib/commands/base.ts at load time; services are
+ * imported inside execute().
  */
 import type { CommandClass } from "clipanion";
 import type { KilnContext } from "./base.js";
+import { BoardsCommand } from "./boards.js";
+import { BuildCommand } from "./build.js";
+import { CleanCommand } from "./clean.js";
+import { CompiledbCommand } from "./compiledb.js";
+import { InitCommand } from "./init.js";
+import { ConfigCommand } from "./config.js";
+import { RunCommand } from "./run.js";
+import { UploadCommand } from "./upload.js";
 
 export const commands: Array<CommandClass<KilnContext>> = [
+  BoardsCommand,
+  BuildCommand,
+  CleanCommand,
+  CompiledbCommand,
+  InitCommand,
+  ConfigCommand,
+  RunCommand,
+  UploadCommand,
 ];

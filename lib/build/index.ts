@@ -1,0 +1,177 @@
+/**
+ * `buildProject`: for each selected env, resolve its platform and board,
+ * make sure its packages are installed, ask the platform for a BuildPlan and
+ * run it. Envs run one after the other; each one's compiles run in parallel.
+ */
+import { join } from "node:path";
+import type { Settings } from "../core/config.js";
+import type { Reporter } from "../core/report.js";
+import { writeFileAtomic } from "../core/fs.js";
+import { BuildFailedError, CancelledError, isKilnError, type KilnError } from "../core/errors.js";
+import type { Project } from "../project/types.js";
+import { parseBuildFlags } from "../project/flags.js";
+import { getPlatform } from "../platforms/index.js";
+import type { BuildPlan } from "../platforms/types.js";
+import { Prober } from "./probe.js";
+import { runPlan, type EnvBuildResult } from "./runner.js";
+
+export type { EnvBuildResult, CompileCommand } from "./runner.js";
+
+export interface BuildOptions {
+  project: Project;
+  /** Env names to build (already selected, see Project.selectEnvs). */
+  envNames: string[];
+  settings: Settings;
+  reporter: Reporter;
+  signal?: AbortSignal | undefined;
+  jobs: number;
+  keepGoing: boolean;
+  offline?: boolean | undefined;
+  frozenLockfile?: boolean | undefined;
+  /** Also install upload tools (kiln upload). */
+  includeUpload?: boolean | undefined;
+}
+
+export interface BuildSummary {
+  status: "ok" | "failed" | "cancelled";
+  ms: number;
+  envs: EnvBuildResult[];
+  /** Failures by env (with --keep-going, several). */
+  errors: Array<{ env: string; error: KilnError }>;
+}
+
+/** Resolve env → platform → packages → plan, without running anything but probes. */
+export async function planEnv(opts: BuildOptions & { envName: string; prober: Prober }): Promise<BuildPlan> {
+  const { project, settings } = opts;
+  const env = project.env(opts.envName);
+  const platform = getPlatform(env.platform, env.options.platform?.location ?? env.location);
+  const board = platform.resolveBoard(env);
+  const requests = platform.packages(env, board).filter((r) => opts.includeUpload || !r.forUpload);
+  let packages: Record<string, string> = {};
+  if (requests.length || env.platformPackages.length) {
+    const { ensurePackages } = await import("../toolchains/index.js");
+    packages = await ensurePackages({
+      platform: platform.id,
+      envName: env.name,
+      requests,
+      platformPackages: env.platformPackages,
+      lockFile: join(project.dir, "kiln.lock"),
+      settings,
+      reporter: opts.reporter,
+      signal: opts.signal,
+      offline: opts.offline ?? settings.offline,
+      frozenLockfile: opts.frozenLockfile,
+      includeUpload: opts.includeUpload,
+    });
+  }
+  const buildDir = join(project.dirs.build, env.name);
+  const flags = {
+    build: parseBuildFlags(env.buildFlags, { projectDir: project.dir }),
+    src: parseBuildFlags(env.buildSrcFlags, { projectDir: project.dir }),
+    unflags: parseBuildFlags(env.buildUnflags, { projectDir: project.dir }),
+  };
+  return platform.plan({
+    project,
+    env,
+    board,
+    flags,
+    packages,
+    buildDir,
+    hostEnv: settings.env,
+    probe: (argv, source, ext) => opts.prober.probe(argv, source, ext),
+    toolVersion: (tool) => opts.prober.toolVersion(tool),
+  });
+}
+
+export async function buildProject(opts: BuildOptions): Promise<BuildSummary> {
+  const started = performance.now();
+  const { reporter } = opts;
+  const prober = new Prober(join(opts.settings.cacheDir, "probes.json"), opts.settings.env, opts.signal);
+  const results: EnvBuildResult[] = [];
+  const errors: BuildSummary["errors"] = [];
+  let cancelled = false;
+  for (const envName of opts.envNames) {
+    if (opts.signal?.aborted) {
+      cancelled = true;
+      break;
+    }
+    try {
+      const plan = await planEnv({ ...opts, envName, prober });
+      const r = await runPlan({
+        plan,
+        projectDir: opts.project.dir,
+        reporter,
+        signal: opts.signal,
+        jobs: opts.jobs,
+        keepGoing: opts.keepGoing,
+        cacheDir: opts.settings.cacheDir,
+      });
+      results.push(r);
+      // The root compile_commands.json (for clangd) follows the first env built.
+      if (results.length === 1) await writeRootCompileDb(opts.project.dir, r);
+    } catch (e) {
+      if (e instanceof CancelledError || opts.signal?.aborted) {
+        cancelled = true;
+        break;
+      }
+      if (!isKilnError(e)) throw e;
+      errors.push({ env: envName, error: e });
+      if (!opts.keepGoing) break;
+    } finally {
+      await prober.save();
+    }
+  }
+  const status: BuildSummary["status"] = cancelled ? "cancelled" : errors.length ? "failed" : "ok";
+  const ms = Math.round(performance.now() - started);
+  reporter.event({
+    type: "summary",
+    status,
+    ms,
+    envs: [
+      ...results.map((r) => ({ env: r.env, status: r.status, ms: r.ms })),
+      ...errors.map((e) => ({ env: e.env, status: "failed", ms: 0, code: e.error.code })),
+    ],
+  });
+  return { status, ms, envs: results, errors };
+}
+
+/** Throw the first failure of a summary (the command layer's exit code), after all were reported. */
+export function throwIfFailed(summary: BuildSummary): void {
+  if (summary.status === "cancelled") throw new CancelledError();
+  const first = summary.errors[0];
+  if (!first) return;
+  if (summary.errors.length === 1) throw first.error;
+  throw new BuildFailedError(`${summary.errors.length} environments failed: ${summary.errors.map((e) => `${e.env} (${e.error.code})`).join(", ")}`, {
+    hint: "see the errors above",
+  });
+}
+
+async function writeRootCompileDb(projectDir: string, r: EnvBuildResult): Promise<void> {
+  const file = join(projectDir, "compile_commands.json");
+  const text = JSON.stringify(r.compileCommands, null, 1);
+  const { readFile } = await import("node:fs/promises");
+  let old: string | undefined;
+  try {
+    old = await readFile(file, "utf8");
+  } catch {
+    old = undefined;
+  }
+  if (old !== text) await writeFileAtomic(file, text);
+}
+
+/** Plan one env and write its compile_commands.json (build dir and project root) without compiling. */
+export async function writeCompileDb(opts: {
+  project: Project;
+  envName: string;
+  settings: Settings;
+  reporter: Reporter;
+  signal?: AbortSignal | undefined;
+}): Promise<string> {
+  const prober = new Prober(join(opts.settings.cacheDir, "probes.json"), opts.settings.env, opts.signal);
+  const base = { ...opts, envNames: [opts.envName], jobs: 1, keepGoing: false };
+  const plan = await planEnv({ ...base, prober });
+  await prober.save();
+  const r = await runPlan({ plan, projectDir: opts.project.dir, reporter: opts.reporter, signal: opts.signal, jobs: 1, keepGoing: false, cacheDir: opts.settings.cacheDir, compileDbOnly: true });
+  await writeRootCompileDb(opts.project.dir, r);
+  return join(opts.project.dir, "compile_commands.json");
+}

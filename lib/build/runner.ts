@@ -1,0 +1,638 @@
+/**
+ * Runs one BuildPlan: sources → objects → archives → link → images → size →
+ * manifest, incrementally.
+ *
+ * An output is rebuilt only when its exact command line changed, or one of
+ * its recorded inputs (the source and every header of its gcc depfile) has a
+ * different mtime than when it was made. A no-op build therefore stats files
+ * and starts no process at all. Outputs are written under temp names and
+ * renamed; the state is saved atomically, even when the build fails or is
+ * cancelled, so nothing half-made is ever trusted.
+ */
+import { mkdirSync, readdirSync, statSync } from "node:fs";
+import { copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { basename, dirname, join, relative, sep } from "node:path";
+import type { Reporter, StepHandle } from "../core/report.js";
+import { runTool } from "../core/exec.js";
+import { tempPathFor, writeFileAtomic } from "../core/fs.js";
+import { BuildFailedError, CancelledError, ConfigError, FirmwareTooLargeError, errnoCode, isKilnError } from "../core/errors.js";
+import { MANIFEST_NAME, type FirmwareManifest } from "../core/manifest.js";
+import type { BuildPlan, CompileRecipe, SourceGroup } from "../platforms/types.js";
+import { selectSources, SKETCH_EXTENSIONS, SOURCE_EXTENSIONS } from "../project/filter.js";
+import { parseDepfile } from "./depfile.js";
+import { findUsedLibraries, listLibraries, SOURCE_EXTS, type Library } from "./libraries.js";
+import { commandSig, hashText, loadState, saveState, type BuildState, type OutputRecord } from "./state.js";
+
+export interface RunPlanOptions {
+  plan: BuildPlan;
+  projectDir: string;
+  reporter: Reporter;
+  signal?: AbortSignal | undefined;
+  jobs: number;
+  keepGoing: boolean;
+  /** User cache dir; shared groups (the Arduino core) are cached under `objects/`. */
+  cacheDir: string;
+  /** Only work out the compile commands and write compile_commands.json (kiln compiledb). */
+  compileDbOnly?: boolean | undefined;
+}
+
+export interface CompileCommand {
+  directory: string;
+  file: string;
+  arguments: string[];
+  output: string;
+}
+
+export interface EnvBuildResult {
+  env: string;
+  status: "ok" | "failed" | "cancelled";
+  ms: number;
+  compiled: number;
+  reused: number;
+  linked: boolean;
+  size?: { flashBytes: number; ramBytes: number; flashMaxBytes?: number | undefined; ramMaxBytes?: number | undefined } | undefined;
+  program: string;
+  manifestPath: string;
+  compileCommands: CompileCommand[];
+}
+
+interface Unit {
+  source: string;
+  object: string;
+  argv: string[];
+  /** Display name (relative to the project). */
+  label: string;
+}
+
+type Lang = "c" | "cxx" | "asm";
+function langOf(file: string): Lang | undefined {
+  const i = file.lastIndexOf(".");
+  const e = i < 0 ? "" : file.slice(i);
+  if (e === ".c") return "c";
+  if (e === ".S" || e === ".s" || e === ".sx" || e === ".spp" || e === ".SPP" || e === ".asm" || e === ".ASM") return "asm";
+  if (SOURCE_EXTS.has(e)) return "cxx";
+  return undefined;
+}
+
+const DIAG_RE = /^(.+?):(\d+):(?:(\d+):)? (fatal error|error|warning|note): (.*)$/gm;
+
+/** mtime lookups shared by one build; files kiln writes are re-read after writing. */
+class Mtimes {
+  private readonly cache = new Map<string, number>();
+  get(path: string): number {
+    let m = this.cache.get(path);
+    if (m === undefined) {
+      try {
+        m = statSync(path).mtimeMs;
+      } catch {
+        m = -1;
+      }
+      this.cache.set(path, m);
+    }
+    return m;
+  }
+  forget(path: string): void {
+    this.cache.delete(path);
+  }
+  stamp(deps: readonly string[]): string {
+    let s = "";
+    for (const d of deps) {
+      const m = this.get(d);
+      if (m < 0) return "";
+      s += `${m};`;
+    }
+    return hashText(s);
+  }
+}
+
+export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
+  const started = performance.now();
+  const { plan, reporter, projectDir } = opts;
+  const buildDir = plan.buildDir;
+  const state = loadState(buildDir);
+  const mt = new Mtimes();
+  const counts = { compiled: 0, reused: 0 };
+  const rel = (p: string): string => {
+    const r = relative(projectDir, p);
+    return r.startsWith("..") ? p : r.split(sep).join("/");
+  };
+
+  reporter.event({ type: "env-start", env: plan.env, platform: plan.platform, board: plan.board?.id });
+  const step = reporter.step(`${opts.compileDbOnly ? "Planning" : "Building"} ${plan.env}`);
+  let status: EnvBuildResult["status"] = "ok";
+  let linked = false;
+  let size: EnvBuildResult["size"];
+  const compileCommands: CompileCommand[] = [];
+  const manifestPath = join(buildDir, MANIFEST_NAME);
+
+  try {
+    mkdirSync(buildDir, { recursive: true });
+
+    // 1. Project sources (and the sketch, converted to one C++ file).
+    const srcExts = plan.project.sketch ? new Set([...SOURCE_EXTENSIONS, ...SKETCH_EXTENSIONS]) : SOURCE_EXTENSIONS;
+    let projectSources: string[];
+    try {
+      projectSources = (await selectSources(plan.project.srcDir, plan.project.srcFilter, srcExts)).map((r) => join(plan.project.srcDir, r));
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") {
+        throw new ConfigError("KILN_SRC_DIR_MISSING", `source directory ${plan.project.srcDir} does not exist`, {
+          hint: "create it, or set src_dir in [platformio]; 'kiln init' makes a new project",
+        });
+      }
+      throw e;
+    }
+    if (plan.project.sketch) projectSources = await convertSketch(projectSources, buildDir, mt);
+    if (projectSources.length === 0) {
+      throw new ConfigError("KILN_NO_SOURCES", `no source files in ${plan.project.srcDir} match build_src_filter`, {
+        hint: "add a .c/.cpp file (e.g. src/main.cpp) or check build_src_filter",
+      });
+    }
+
+    // 2. Libraries reached from #include.
+    const available = listLibraries(plan.libraries.storages, plan.libraries.ignore);
+    const { libraries } = findUsedLibraries({
+      sources: projectSources,
+      projectIncludeDirs: plan.project.recipe.includeDirs,
+      libraries: available,
+      scans: state.scans,
+      mode: plan.libraries.ldfMode,
+    });
+    const libIncludes = libraries.flatMap((l) => l.includeDirs);
+
+    // 3. Compile units.
+    const units: Unit[] = [];
+    const objectFor = (source: string, base: string, objDir: string): string => join(buildDir, objDir, `${relative(base, source)}.o`);
+    const addUnit = (source: string, object: string, recipe: CompileRecipe, includeDirs: string[], extra: string[] = []): Unit | undefined => {
+      const lang = langOf(source);
+      if (!lang) return undefined;
+      const argv = [...recipe[lang], ...extra, ...uniq(includeDirs).map((d) => `-I${d}`), "-c", source, "-o", object];
+      const u = { source, object, argv, label: rel(source) };
+      units.push(u);
+      compileCommands.push({ directory: projectDir, file: source, arguments: argv, output: object });
+      return u;
+    };
+    const projectObjects: string[] = [];
+    for (const s of projectSources) {
+      const base = s.startsWith(buildDir + sep) ? buildDir : plan.project.srcDir;
+      const objDir = s.startsWith(buildDir + sep) ? "" : "src";
+      const u = addUnit(s, objectFor(s, base, objDir), plan.project.recipe, [...plan.project.recipe.includeDirs, ...libIncludes]);
+      if (u) projectObjects.push(u.object);
+    }
+    const libOutputs: Array<{ lib: Library; objects: string[]; archive: string }> = [];
+    for (const lib of libraries) {
+      const objects: string[] = [];
+      const dirName = lib.name.replace(/[^\w.-]+/g, "_");
+      for (const s of lib.sources) {
+        const u = addUnit(s, objectFor(s, lib.srcDir, join("lib", dirName)), plan.libraries.recipe, [...lib.includeDirs, ...plan.libraries.recipe.includeDirs, ...libIncludes], lib.flags);
+        if (u) objects.push(u.object);
+      }
+      libOutputs.push({ lib, objects, archive: join(buildDir, "lib", dirName, `lib${dirName}.a`) });
+    }
+
+    // 4. Framework groups; a shared one may come whole from the user cache.
+    const groupOutputs: Array<{ group: SourceGroup; objects: string[]; archive?: string | undefined; cacheKey?: string | undefined }> = [];
+    for (const group of plan.groups) {
+      const archive = group.archive ? join(buildDir, group.archive) : undefined;
+      const objects: string[] = [];
+      const groupUnits: Unit[] = [];
+      for (const s of group.sources) {
+        const u = addUnit(s, objectFor(s, group.root, group.id), group.recipe, group.recipe.includeDirs);
+        if (u) {
+          objects.push(u.object);
+          groupUnits.push(u);
+        }
+      }
+      let cacheKey: string | undefined;
+      if (group.shared && archive) {
+        const r = await restoreSharedGroup({ group, archive, units: groupUnits, plan, state, mt, cacheDir: opts.cacheDir });
+        cacheKey = r.key;
+        if (r.restored) {
+          // Its objects are not needed here: drop them from the compile list.
+          for (const u of groupUnits) units.splice(units.indexOf(u), 1);
+          counts.reused += groupUnits.length;
+          groupOutputs.push({ group, objects: [], archive });
+          continue;
+        }
+      }
+      groupOutputs.push({ group, objects, archive, cacheKey });
+    }
+
+    if (opts.compileDbOnly) {
+      await writeIfChanged(join(buildDir, "compile_commands.json"), JSON.stringify(compileCommands, null, 1), state);
+      return { env: plan.env, status, ms: 0, compiled: 0, reused: 0, linked: false, program: plan.link.output, manifestPath, compileCommands };
+    }
+
+    // 5. Compile what is out of date, in parallel.
+    const dirty = units.filter((u) => !isFresh(state.outputs[u.object], u.argv, u.object, mt));
+    counts.reused += units.length - dirty.length;
+    const failures = await compileAll(dirty, { ...opts, progress: step, state, mt, rel, counts });
+    if (opts.signal?.aborted) throw new CancelledError();
+    if (failures.length) {
+      throw new BuildFailedError(`${failures.length} file${failures.length > 1 ? "s" : ""} failed to compile in env '${plan.env}': ${failures.map((f) => f.label).join(", ")}`, {
+        hint: "fix the errors shown above; --keep-going compiles the other files anyway",
+      });
+    }
+
+    // 6. Archives: one ar call per archive.
+    const archives: string[] = [];
+    const linkObjects = [...projectObjects];
+    for (const lo of libOutputs) {
+      if (lo.objects.length === 0) continue;
+      if (plan.libraries.archive) {
+        await makeArchive(lo.archive, lo.objects, { ...opts, state, mt });
+        archives.push(lo.archive);
+      } else linkObjects.push(...lo.objects);
+    }
+    for (const go of groupOutputs) {
+      if (go.archive) {
+        if (go.objects.length) await makeArchive(go.archive, go.objects, { ...opts, state, mt });
+        if (go.cacheKey) await publishSharedGroup(go.archive, go.cacheKey, opts.cacheDir);
+        archives.push(go.archive);
+      } else linkObjects.push(...go.objects);
+    }
+
+    // 7. Link.
+    const program = plan.link.output;
+    linked = await runStep({
+      output: program,
+      argvFor: (tmp) => plan.link.argv(linkObjects, archives, tmp),
+      deps: [...linkObjects, ...archives],
+      kind: "link",
+      opts,
+      state,
+      mt,
+    });
+
+    // 8. Images.
+    for (const img of plan.images) {
+      await runStep({ output: img.output, argvFor: (tmp) => img.argv(tmp), deps: [program], kind: "image", opts, state, mt });
+    }
+
+    // 9. Size, from the cache when the program did not change.
+    if (plan.size) {
+      const linkStamp = mt.stamp([program]);
+      let measured = state.size && state.size.linkStamp === linkStamp ? state.size : undefined;
+      if (!measured) {
+        const r = await runTool(plan.size.argv, { reporter, signal: opts.signal });
+        if (r.exitCode !== 0) throw new BuildFailedError(`size tool failed: ${r.command}\n${r.stderr.trim()}`);
+        const parsed = plan.size.parse(r.stdout);
+        measured = { ...parsed, linkStamp };
+        state.size = measured;
+      }
+      size = { flashBytes: measured.flashBytes, ramBytes: measured.ramBytes, flashMaxBytes: plan.size.flashMaxBytes, ramMaxBytes: plan.size.ramMaxBytes };
+      reporter.event({ type: "size", env: plan.env, ...size });
+      const board = plan.board?.id ?? plan.env;
+      if (plan.size.flashMaxBytes && measured.flashBytes > plan.size.flashMaxBytes) {
+        throw new FirmwareTooLargeError("flash", measured.flashBytes, plan.size.flashMaxBytes, board);
+      }
+      if (plan.size.ramMaxBytes && measured.ramBytes > plan.size.ramMaxBytes) {
+        throw new FirmwareTooLargeError("ram", measured.ramBytes, plan.size.ramMaxBytes, board);
+      }
+    }
+
+    // 10. Manifest and compile_commands.json, rewritten only when they change.
+    await writeManifest(plan, manifestPath, size, state, mt);
+    await writeIfChanged(join(buildDir, "compile_commands.json"), JSON.stringify(compileCommands, null, 1), state);
+  } catch (e) {
+    status = e instanceof CancelledError || opts.signal?.aborted ? "cancelled" : "failed";
+    throw e;
+  } finally {
+    await saveState(buildDir, state);
+    const ms = Math.round(performance.now() - started);
+    const sizeText = size ? `, flash ${fmtSize(size.flashBytes, size.flashMaxBytes)}, RAM ${fmtSize(size.ramBytes, size.ramMaxBytes)}` : "";
+    const verb = opts.compileDbOnly ? "compile_commands.json written" : "built";
+    const summary = `${plan.env}: ${status === "ok" ? verb : status} in ${(ms / 1000).toFixed(2)}s (compiled ${counts.compiled}, reused ${counts.reused}${linked ? ", linked" : ""}${sizeText})`;
+    if (status === "ok") step.succeed(summary);
+    else step.fail(summary);
+    reporter.event({ type: "env-end", env: plan.env, status, ms, compiled: counts.compiled, reused: counts.reused, linked, size });
+  }
+  return {
+    env: plan.env,
+    status,
+    ms: Math.round(performance.now() - started),
+    compiled: counts.compiled,
+    reused: counts.reused,
+    linked,
+    size,
+    program: plan.link.output,
+    manifestPath,
+    compileCommands,
+  };
+}
+
+function fmtSize(used: number, max: number | undefined): string {
+  return max ? `${used} / ${max} B (${((used / max) * 100).toFixed(1)}%)` : `${used} B`;
+}
+
+function uniq<T>(xs: readonly T[]): T[] {
+  return [...new Set(xs)];
+}
+
+function isFresh(rec: OutputRecord | undefined, argv: readonly string[], output: string, mt: Mtimes): boolean {
+  if (!rec || !rec.stamp || rec.sig !== commandSig(argv)) return false;
+  if (mt.get(output) < 0) return false;
+  return mt.stamp(rec.deps) === rec.stamp;
+}
+
+/** Record an output made at `startedMs` from `deps`; an input newer than the start means it changed mid-build. */
+function record(state: BuildState, output: string, argv: readonly string[], deps: string[], mt: Mtimes, startedMs: number): void {
+  for (const d of deps) mt.forget(d);
+  // An input modified while the tool ran may not be what it read: leave the output unstamped so the next build redoes it.
+  // (A file dated in the future, e.g. from an archive, is not "modified during" anything.)
+  const now = Date.now();
+  const changedDuring = deps.some((d) => {
+    const m = mt.get(d);
+    return m > startedMs && m <= now;
+  });
+  state.outputs[output] = { sig: commandSig(argv), deps, stamp: changedDuring ? "" : mt.stamp(deps) };
+}
+
+interface CompileContext extends RunPlanOptions {
+  progress: StepHandle;
+  state: BuildState;
+  mt: Mtimes;
+  rel(p: string): string;
+  counts: { compiled: number; reused: number };
+}
+
+async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
+  if (dirty.length === 0) return [];
+  const { default: pLimit } = await import("p-limit");
+  const limit = pLimit(Math.max(1, ctx.jobs));
+  const failures: Unit[] = [];
+  let stopping = false;
+  let done = 0;
+  const total = dirty.length;
+  const { reporter, plan } = ctx;
+  const dirsMade = new Set<string>();
+  await Promise.all(
+    dirty.map((u) =>
+      limit(async () => {
+        if (stopping || ctx.signal?.aborted) return;
+        const dir = dirname(u.object);
+        if (!dirsMade.has(dir)) {
+          await mkdir(dir, { recursive: true });
+          dirsMade.add(dir);
+        }
+        const tmp = tempPathFor(u.object);
+        const dep = `${tmp}.d`;
+        const runArgv = [...u.argv.slice(0, -1), tmp, "-MMD", "-MF", dep];
+        reporter.event({ type: "compile-start", env: plan.env, file: u.label, object: ctx.rel(u.object) });
+        const t0 = Date.now();
+        const p0 = performance.now();
+        let ok = false;
+        try {
+          const r = await runTool(runArgv, { reporter, signal: ctx.signal, cwd: ctx.projectDir });
+          const output = r.stderr + r.stdout;
+          if (output.trim()) {
+            reporter.toolOutput(output);
+            for (const m of output.matchAll(DIAG_RE)) {
+              reporter.event({
+                type: "diagnostic",
+                env: plan.env,
+                file: m[1]!,
+                line: Number(m[2]),
+                column: m[3] ? Number(m[3]) : undefined,
+                severity: m[4] === "warning" ? "warning" : m[4] === "note" ? "note" : "error",
+                message: m[5]!,
+              });
+            }
+          }
+          ok = r.exitCode === 0;
+          if (ok) {
+            const deps = uniq([u.source, ...parseDepfile(await readFile(dep, "utf8")).map((d) => (d.startsWith("/") || /^[A-Za-z]:/.test(d) ? d : join(ctx.projectDir, d)))]);
+            await rename(tmp, u.object);
+            ctx.mt.forget(u.object);
+            record(ctx.state, u.object, u.argv, deps, ctx.mt, t0);
+            ctx.counts.compiled++;
+          }
+        } catch (e) {
+          if (!(e instanceof CancelledError) && !isKilnError(e)) throw e;
+          if (isKilnError(e) && !(e instanceof CancelledError)) reporter.error(e);
+          ok = false;
+        } finally {
+          await rm(tmp, { force: true });
+          await rm(dep, { force: true });
+        }
+        done++;
+        reporter.event({ type: "compile-end", env: plan.env, file: u.label, object: ctx.rel(u.object), ms: Math.round(performance.now() - p0), status: ok ? "ok" : "failed" });
+        if (!ok) {
+          if (!ctx.signal?.aborted) failures.push(u);
+          if (!ctx.keepGoing) stopping = true;
+        }
+        ctx.progress.update(`[${done}/${total}] ${u.label}`);
+      }),
+    ),
+  );
+  return failures;
+}
+
+async function makeArchive(archive: string, objects: string[], ctx: RunPlanOptions & { state: BuildState; mt: Mtimes }): Promise<void> {
+  const { plan } = ctx;
+  await runStep({
+    output: archive,
+    argvFor: (tmp) => [plan.toolchain.ar, ...plan.toolchain.arFlags, tmp, ...objects],
+    deps: objects,
+    kind: "archive",
+    opts: ctx,
+    state: ctx.state,
+    mt: ctx.mt,
+  });
+}
+
+/** Run a link/archive/image step when its output is stale; returns whether it ran. */
+async function runStep(s: {
+  output: string;
+  argvFor(tmp: string): string[];
+  deps: string[];
+  kind: "link" | "archive" | "image";
+  opts: RunPlanOptions;
+  state: BuildState;
+  mt: Mtimes;
+}): Promise<boolean> {
+  const sigArgv = s.argvFor(s.output);
+  if (isFresh(s.state.outputs[s.output], sigArgv, s.output, s.mt)) return false;
+  const { reporter, plan, signal } = s.opts;
+  await mkdir(dirname(s.output), { recursive: true });
+  const tmp = tempPathFor(s.output);
+  const t0 = Date.now();
+  const p0 = performance.now();
+  try {
+    const r = await runTool(s.argvFor(tmp), { reporter, signal, cwd: s.opts.projectDir });
+    const output = (r.stderr + r.stdout).trim();
+    if (r.exitCode !== 0) {
+      if (output) reporter.toolOutput(output);
+      throw new BuildFailedError(`${s.kind} failed for ${basename(s.output)} in env '${plan.env}' (exit code ${r.exitCode})`, {
+        hint: s.kind === "link" ? "undefined references usually mean a missing source, library or -l flag; --verbose shows the command" : "--verbose shows the command",
+      });
+    }
+    if (output && s.kind === "link") reporter.toolOutput(output);
+    await rename(tmp, s.output);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  s.mt.forget(s.output);
+  record(s.state, s.output, sigArgv, s.deps, s.mt, t0);
+  reporter.event({ type: s.kind, env: plan.env, output: relative(s.opts.projectDir, s.output), ms: Math.round(performance.now() - p0) });
+  return true;
+}
+
+/**
+ * Shared groups (the Arduino core): the archive is keyed by the content of
+ * every file under the group's root and include dirs, the recipe, and the
+ * toolchain identity. Locally, the key's inputs are tracked by mtime so a
+ * no-op build does not hash anything.
+ */
+async function restoreSharedGroup(g: {
+  group: SourceGroup;
+  archive: string;
+  units: Unit[];
+  plan: BuildPlan;
+  state: BuildState;
+  mt: Mtimes;
+  cacheDir: string;
+}): Promise<{ restored: boolean; key: string }> {
+  const files = groupFiles(g.group);
+  const sigArgv = [g.plan.toolchain.identity, g.plan.toolchain.ar, ...g.plan.toolchain.arFlags, ...g.units.flatMap((u) => u.argv)];
+  const keyRecord = `shared:${g.archive}`;
+  const rec = g.state.outputs[keyRecord];
+  if (rec && isFresh(rec, sigArgv, g.archive, g.mt) && rec.deps.length === files.length) {
+    return { restored: true, key: (rec as OutputRecord & { key?: string }).key ?? "" };
+  }
+  const h = createHash("sha256");
+  h.update(sigArgv.join("\0"));
+  for (const f of files) {
+    h.update(`\0${f}\0`);
+    h.update(await readFile(f));
+  }
+  const key = h.digest("hex");
+  const cached = join(g.cacheDir, "objects", key.slice(0, 2), key, basename(g.archive));
+  let restored = false;
+  try {
+    await mkdir(dirname(g.archive), { recursive: true });
+    const tmp = tempPathFor(g.archive);
+    await copyFile(cached, tmp);
+    await rename(tmp, g.archive);
+    restored = true;
+  } catch (e) {
+    if (errnoCode(e) !== "ENOENT") throw e;
+  }
+  const t0 = Date.now();
+  g.mt.forget(g.archive);
+  if (restored) {
+    record(g.state, keyRecord, sigArgv, files, g.mt, t0);
+    (g.state.outputs[keyRecord] as OutputRecord & { key?: string }).key = key;
+    // The archive is stamped as made from these inputs.
+    record(g.state, g.archive, [g.plan.toolchain.ar, "(shared)", key], files, g.mt, t0);
+  }
+  return { restored, key };
+}
+
+/** Put a freshly built shared archive into the user cache (atomic dir rename; a concurrent winner is fine). */
+async function publishSharedGroup(archive: string, key: string, cacheDir: string): Promise<void> {
+  const dest = join(cacheDir, "objects", key.slice(0, 2), key);
+  try {
+    statSync(join(dest, basename(archive)));
+    return;
+  } catch {
+    // not cached yet
+  }
+  const tmpDir = tempPathFor(dest);
+  await mkdir(tmpDir, { recursive: true });
+  try {
+    await copyFile(archive, join(tmpDir, basename(archive)));
+    await rename(tmpDir, dest);
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code !== "EEXIST" && code !== "ENOTEMPTY") throw e;
+  } finally {
+    await rm(tmpDir, { recursive: true, force: true });
+  }
+}
+
+/** Every file that can influence a group's objects: its root and include dirs, recursively. */
+function groupFiles(group: SourceGroup): string[] {
+  const out = new Set<string>();
+  const walk = (dir: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const d of entries) {
+      const p = join(dir, d.name);
+      if (d.isDirectory()) walk(p);
+      else out.add(p);
+    }
+  };
+  walk(group.root);
+  for (const d of group.recipe.includeDirs) walk(d);
+  for (const s of group.sources) out.add(s);
+  return [...out].sort();
+}
+
+/** Convert `.ino`/`.pde` files into one `<buildDir>/sketch/<name>.ino.cpp`, rewritten only when it changes. */
+async function convertSketch(sources: string[], buildDir: string, mt: Mtimes): Promise<string[]> {
+  const sketchFiles = sources.filter((s) => s.endsWith(".ino") || s.endsWith(".pde"));
+  if (sketchFiles.length === 0) return sources;
+  const { sketchToCpp } = await import("./sketch.js");
+  const files = await Promise.all(sketchFiles.map(async (path) => ({ path, text: await readFile(path, "utf8") })));
+  const code = sketchToCpp(files);
+  const name = basename(dirname(sketchFiles[0]!));
+  const out = join(buildDir, "sketch", `${name}.ino.cpp`);
+  let old: string | undefined;
+  try {
+    old = await readFile(out, "utf8");
+  } catch {
+    old = undefined;
+  }
+  if (old !== code) {
+    await writeFileAtomic(out, code);
+    mt.forget(out);
+  }
+  return [out, ...sources.filter((s) => !sketchFiles.includes(s))];
+}
+
+async function writeIfChanged(file: string, text: string, state: BuildState): Promise<void> {
+  const h = hashText(text);
+  if (state.written[file] === h) {
+    try {
+      statSync(file);
+      return;
+    } catch {
+      // deleted: write again
+    }
+  }
+  await writeFileAtomic(file, text);
+  state.written[file] = h;
+}
+
+async function writeManifest(plan: BuildPlan, manifestPath: string, size: EnvBuildResult["size"], state: BuildState, mt: Mtimes): Promise<void> {
+  const imagePaths = plan.manifestImages.map((i) => join(plan.buildDir, i.path));
+  const stamp = hashText(`${mt.stamp(imagePaths)}|${JSON.stringify(plan.upload ?? {})}|${JSON.stringify(size ?? {})}|${plan.toolchain.identity}`);
+  if (state.written[manifestPath] === stamp && mt.get(manifestPath) >= 0) return;
+  const images = await Promise.all(
+    plan.manifestImages.map(async (i, n) => {
+      const p = imagePaths[n]!;
+      const data = await readFile(p);
+      return { path: i.path, sha256: createHash("sha256").update(data).digest("hex"), sizeBytes: data.length, format: i.format, role: i.role, offset: i.offset };
+    }),
+  );
+  const b = plan.board;
+  const manifest: FirmwareManifest = {
+    schema: 1,
+    env: plan.env,
+    platform: plan.platform,
+    board: b ? { id: b.id, name: b.name, mcu: b.mcu, fCpu: b.fCpu, usbIds: b.usbIds } : undefined,
+    images,
+    upload: plan.upload ?? {},
+    tools: plan.tools ?? {},
+    size,
+    toolchain: plan.toolchain.identity,
+    builtAt: new Date().toISOString(),
+  };
+  await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+  state.written[manifestPath] = stamp;
+}

@@ -1,0 +1,66 @@
+/**
+ * Per-env incremental state, `<buildDir>/state.json`. It is only ever written
+ * atomically, and an entry is trusted only together with its output file:
+ * interrupting kiln at any moment leaves either the old state (whose stamps no
+ * longer match anything rebuilt since) or the new one.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { writeFileAtomic } from "../core/fs.js";
+import { errnoCode } from "../core/errors.js";
+
+const STATE_VERSION = 1;
+
+export interface OutputRecord {
+  /** Hash of the exact command line. */
+  sig: string;
+  /** Input files (source and every header from the depfile). */
+  deps: string[];
+  /** Hash of the inputs' mtimes when the output was made; "" = always rebuild. */
+  stamp: string;
+}
+
+export interface ScanRecord {
+  mtimeMs: number;
+  size: number;
+  includes: string[];
+}
+
+export interface BuildState {
+  version: number;
+  outputs: Record<string, OutputRecord>;
+  scans: Record<string, ScanRecord>;
+  /** Last size result, so a no-op build need not run the size tool. */
+  size?: { flashBytes: number; ramBytes: number; linkStamp: string } | undefined;
+  /** Hash of what was last written to manifest / compile_commands. */
+  written: Record<string, string>;
+}
+
+export function statePath(buildDir: string): string {
+  return join(buildDir, "state.json");
+}
+
+/** Read at start-up (synchronous on purpose: nothing else runs yet). A damaged file means a full rebuild, not an error. */
+export function loadState(buildDir: string): BuildState {
+  try {
+    const data = JSON.parse(readFileSync(statePath(buildDir), "utf8")) as BuildState;
+    if (data.version === STATE_VERSION && data.outputs && data.scans) return { ...data, written: data.written ?? {} };
+  } catch (e) {
+    if (errnoCode(e) !== "ENOENT" && !(e instanceof SyntaxError)) throw e;
+  }
+  return { version: STATE_VERSION, outputs: {}, scans: {}, written: {} };
+}
+
+export async function saveState(buildDir: string, state: BuildState): Promise<void> {
+  await writeFileAtomic(statePath(buildDir), JSON.stringify(state));
+}
+
+export function hashText(text: string): string {
+  return createHash("sha1").update(text).digest("hex");
+}
+
+/** The signature of a command line: its words, NUL-separated. */
+export function commandSig(argv: readonly string[]): string {
+  return hashText(argv.join("\0"));
+}

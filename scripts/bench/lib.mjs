@@ -1,0 +1,72 @@
+// Shared helpers for kiln's benchmarks: run tools side by side with hyperfine, print medians and ratios.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** Fail with the Debian package to install when a tool is missing. */
+export function requireTools(tools) {
+  for (const t of tools) {
+    try {
+      execFileSync("sh", ["-c", `command -v ${t}`], { stdio: "ignore" });
+    } catch {
+      throw new Error(`benchmark needs '${t}' (apt-get install ${t === "ninja" ? "ninja-build" : t})`);
+    }
+  }
+}
+
+/**
+ * One hyperfine invocation for all tools of a scenario (-N: no shell, so
+ * millisecond tools are measured fairly). Returns one row per tool with the
+ * raw times in ms.
+ */
+export function hyperfine(scenario, tools, { runs, warmup = 1, env }) {
+  const dir = mkdtempSync(join(tmpdir(), "kiln-hf-"));
+  const out = join(dir, "r.json");
+  const args = ["-N", "--style", "basic", "--warmup", String(warmup), "--runs", String(runs), "--export-json", out];
+  for (const t of tools) {
+    args.push("--command-name", t.name);
+    if (t.prepare) args.push("--prepare", t.prepare);
+    else if (tools.some((x) => x.prepare)) args.push("--prepare", "true");
+    args.push(t.cmd);
+  }
+  const load = loadavg()[0];
+  execFileSync("hyperfine", args, { env, stdio: ["ignore", "ignore", "inherit"] });
+  const data = JSON.parse(readFileSync(out, "utf8"));
+  rmSync(dir, { recursive: true, force: true });
+  return data.results.map((r, i) => ({
+    scenario,
+    name: tools[i].name,
+    times: r.times.map((s) => s * 1000),
+    cpu: ((r.user ?? 0) + (r.system ?? 0)) * 1000,
+    load,
+  }));
+}
+
+export function median(row) {
+  if (!row) return NaN;
+  const t = [...row.times].sort((a, b) => a - b);
+  const m = t.length >> 1;
+  return t.length % 2 ? t[m] : (t[m - 1] + t[m]) / 2;
+}
+
+/** Print a Markdown table of medians, min–max, CPU, then the requested ratios. */
+export function printTable(title, rows, { ratios = [], floor } = {}) {
+  const fmt = (n) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
+  console.log(`\n### ${title}\n`);
+  console.log("| Scenario | Tool | Median ms | Min–max ms | CPU ms | Runs | load avg |");
+  console.log("|---|---|---:|---:|---:|---:|---:|");
+  for (const r of rows) {
+    const t = [...r.times].sort((a, b) => a - b);
+    console.log(`| ${r.scenario} | ${r.name} | ${fmt(median(r))} | ${fmt(t[0])}–${fmt(t.at(-1))} | ${fmt(r.cpu)} | ${t.length} | ${r.load.toFixed(2)} |`);
+  }
+  if (ratios.length) {
+    console.log("\n| Ratio | Value |\n|---|---:|");
+    for (const [scenario, a, b, extra] of ratios) {
+      const ma = median(rows.find((r) => r.scenario === scenario && r.name === a));
+      const mb = median(rows.find((r) => r.scenario === scenario && r.name === b));
+      console.log(`| ${scenario}: ${a} / ${b} | ${(ma / mb).toFixed(2)}× |`);
+      if (extra === "floor" && floor) console.log(`| ${scenario}: ${a} / (${b} + node floor) | ${(ma / (mb + floor)).toFixed(2)}× |`);
+    }
+  }
+}
