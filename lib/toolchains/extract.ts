@@ -1,0 +1,430 @@
+/**
+ * Unpack an archive into an empty temp directory, refusing anything hostile:
+ * absolute paths, `..`, links that point outside the package, writes through
+ * a link, device files and FIFOs, and more than `maxBytes` of content (bombs).
+ * One code path writes entries for tar (gz, bz2, xz, zst, plain) and zip.
+ *
+ * Each regular file is hashed while it is written, giving the entry's file
+ * list that `kiln pkg verify` checks later without keeping the archive.
+ * A single top-level folder is reported as `root` (Arduino and PlatformIO
+ * strip it); the caller renames it into place.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { link, lstat, mkdir, open, readdir, readlink, rm, symlink } from "node:fs/promises";
+import { dirname, join, posix } from "node:path";
+import { Readable, Transform, type Duplex } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import * as zlib from "node:zlib";
+import { CancelledError, errnoCode } from "../core/errors.js";
+import { UnsafeArchiveError, UnsupportedArchiveError } from "./errors.js";
+
+export type ArchiveFormat = "tar" | "tar.gz" | "tar.bz2" | "tar.xz" | "tar.zst" | "zip";
+
+export interface FileRecord {
+  /** Path inside the package, `/`-separated, relative to the package root. */
+  path: string;
+  type: "file" | "symlink";
+  size: number;
+  /** Permission bits as written. */
+  mode: number;
+  sha256?: string;
+  /** Symlink target as stored. */
+  target?: string;
+}
+
+export interface ExtractOptions {
+  archive: string;
+  /** Empty directory to unpack into. */
+  dest: string;
+  /** URL or file name for messages. */
+  label: string;
+  /** Cap on the sum of entry sizes (default 8 GiB). */
+  maxBytes?: number;
+  /** Cap on the number of entries (default 500 000). */
+  maxEntries?: number;
+  signal?: AbortSignal | undefined;
+}
+
+export interface ExtractResult {
+  format: ArchiveFormat;
+  /** The single top-level folder to strip, or undefined when the archive has several top-level entries. */
+  root: string | undefined;
+  files: FileRecord[];
+  unpackedBytes: number;
+}
+
+export const DEFAULT_MAX_BYTES = 8 * 1024 ** 3;
+
+/** Identify the format from magic bytes; a file name can lie. */
+export async function sniffFormat(file: string): Promise<ArchiveFormat | undefined> {
+  const fh = await open(file, "r");
+  try {
+    const buf = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(buf, 0, 512, 0);
+    const b = buf.subarray(0, bytesRead);
+    if (b[0] === 0x1f && b[1] === 0x8b) return "tar.gz";
+    if (b.subarray(0, 3).toString("latin1") === "BZh") return "tar.bz2";
+    if (b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return "tar.xz";
+    if (b.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return "tar.zst";
+    if (b[0] === 0x50 && b[1] === 0x4b && (b[2] === 3 || b[2] === 5) && (b[3] === 4 || b[3] === 6)) return "zip";
+    if (bytesRead >= 262 && b.subarray(257, 262).toString("latin1") === "ustar") return "tar";
+    return undefined;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function decompressor(format: ArchiveFormat): Promise<Duplex | undefined> {
+  switch (format) {
+    case "tar":
+      return undefined;
+    case "tar.gz":
+      return zlib.createGunzip({ chunkSize: 256 * 1024 });
+    case "tar.bz2":
+      return (await import("unbzip2-stream")).default();
+    case "tar.zst": {
+      const native = (zlib as unknown as { createZstdDecompress?: () => Duplex }).createZstdDecompress;
+      if (native) return native();
+      const { Decompress } = await import("fzstd");
+      let push: (chunk: Uint8Array) => void = () => {};
+      const d = new Decompress((chunk) => push(chunk));
+      return new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          push = (c) => this.push(Buffer.from(c.buffer, c.byteOffset, c.length));
+          try {
+            d.push(chunk);
+            cb();
+          } catch (e) {
+            cb(e as Error);
+          }
+        },
+        flush(cb) {
+          push = (c) => this.push(Buffer.from(c.buffer, c.byteOffset, c.length));
+          try {
+            d.push(new Uint8Array(0), true);
+            cb();
+          } catch (e) {
+            cb(e as Error);
+          }
+        },
+      });
+    }
+    case "tar.xz":
+    case "zip":
+      return undefined;
+  }
+}
+
+/** Checks every entry and writes it; shared by the tar and zip readers. */
+class Writer {
+  readonly files: FileRecord[] = [];
+  readonly tops = new Set<string>();
+  private readonly links = new Set<string>();
+  private readonly written = new Map<string, FileRecord>();
+  private bytes = 0;
+  private entries = 0;
+  private readonly maxBytes: number;
+  private readonly maxEntries: number;
+
+  constructor(private readonly opts: ExtractOptions) {
+    this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.maxEntries = opts.maxEntries ?? 500_000;
+  }
+
+  get unpackedBytes(): number {
+    return this.bytes;
+  }
+
+  private refuse(entry: string, reason: string): never {
+    throw new UnsafeArchiveError(this.opts.label, entry, reason);
+  }
+
+  /** Normalise and check an entry path; returns it relative, `/`-separated, no trailing slash. */
+  checkPath(raw: string): string {
+    if (raw.includes("\0")) this.refuse(raw, "has a NUL byte in its name");
+    const p = raw.replace(/\\/g, "/");
+    if (p.startsWith("/") || /^[a-zA-Z]:/.test(p) || p.startsWith("//")) this.refuse(raw, "has an absolute path");
+    const parts = p.split("/").filter((s) => s !== "" && s !== ".");
+    if (parts.includes("..")) this.refuse(raw, "escapes the package with '..'");
+    if (parts.length === 0) return "";
+    if (++this.entries > this.maxEntries) this.refuse(raw, `exceeds the cap of ${this.maxEntries} entries`);
+    for (let i = 1; i < parts.length; i++) {
+      if (this.links.has(parts.slice(0, i).join("/"))) this.refuse(raw, `is written through the link '${parts.slice(0, i).join("/")}'`);
+    }
+    this.tops.add(parts[0]!);
+    return parts.join("/");
+  }
+
+  private count(entry: string, size: number): void {
+    this.bytes += size;
+    if (this.bytes > this.maxBytes) this.refuse(entry, `takes the unpacked size over the cap of ${this.maxBytes} bytes`);
+  }
+
+  async dir(rel: string): Promise<void> {
+    if (rel) await mkdir(join(this.opts.dest, rel), { recursive: true });
+  }
+
+  private async replace(rel: string): Promise<string> {
+    const abs = join(this.opts.dest, rel);
+    if (this.written.has(rel) || this.links.has(rel)) {
+      await rm(abs, { force: true, recursive: true });
+      this.links.delete(rel);
+      const i = this.files.indexOf(this.written.get(rel)!);
+      if (i >= 0) this.files.splice(i, 1);
+      this.written.delete(rel);
+    }
+    await mkdir(dirname(abs), { recursive: true });
+    return abs;
+  }
+
+  async file(rel: string, mode: number, declaredSize: number, body: Readable | AsyncIterable<Buffer>): Promise<void> {
+    this.count(rel, declaredSize);
+    const abs = await this.replace(rel);
+    const hash = createHash("sha256");
+    let size = 0;
+    const perm = (mode & 0o777) | 0o600;
+    const overflow = (n: number): Error | undefined => {
+      this.bytes += n;
+      return this.bytes > this.maxBytes ? new UnsafeArchiveError(this.opts.label, rel, `takes the unpacked size over the cap of ${this.maxBytes} bytes`) : undefined;
+    };
+    await pipeline(
+      body,
+      new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          const before = size;
+          size += chunk.length;
+          // Declared sizes were counted up front; count what a lying header adds.
+          if (size > declaredSize) {
+            const err = overflow(size - Math.max(before, declaredSize));
+            if (err) return cb(err);
+          }
+          hash.update(chunk);
+          cb(null, chunk);
+        },
+      }),
+      // 'wx' = O_CREAT|O_EXCL: never follows a link planted at this path.
+      createWriteStream(abs, { flags: "wx", mode: perm, highWaterMark: 256 * 1024 }),
+      { signal: this.opts.signal },
+    );
+    const rec: FileRecord = { path: rel, type: "file", size, mode: perm, sha256: hash.digest("hex") };
+    this.files.push(rec);
+    this.written.set(rel, rec);
+  }
+
+  async symlink(rel: string, target: string): Promise<void> {
+    const t = target.replace(/\\/g, "/");
+    if (t.startsWith("/") || /^[a-zA-Z]:/.test(t)) this.refuse(rel, `is a symlink to the absolute path '${target}'`);
+    const resolved = posix.normalize(posix.join(posix.dirname(rel), t));
+    if (resolved === ".." || resolved.startsWith("../")) this.refuse(rel, `is a symlink pointing outside the package ('${target}')`);
+    this.count(rel, 0);
+    const abs = await this.replace(rel);
+    await symlink(target, abs);
+    this.links.add(rel);
+    const rec: FileRecord = { path: rel, type: "symlink", size: 0, mode: 0o777, target };
+    this.files.push(rec);
+    this.written.set(rel, rec);
+  }
+
+  async hardlink(rel: string, targetRaw: string): Promise<void> {
+    const target = this.checkLinkTarget(rel, targetRaw);
+    const src = this.written.get(target);
+    if (!src || src.type !== "file") this.refuse(rel, `is a hard link to '${targetRaw}', which is not a file of this package`);
+    this.count(rel, src.size);
+    const abs = await this.replace(rel);
+    await link(join(this.opts.dest, target), abs);
+    const rec: FileRecord = { ...src, path: rel };
+    this.files.push(rec);
+    this.written.set(rel, rec);
+  }
+
+  private checkLinkTarget(rel: string, raw: string): string {
+    const p = raw.replace(/\\/g, "/");
+    if (p.startsWith("/") || /^[a-zA-Z]:/.test(p)) this.refuse(rel, `is a hard link to the absolute path '${raw}'`);
+    const parts = p.split("/").filter((s) => s !== "" && s !== ".");
+    if (parts.includes("..")) this.refuse(rel, `is a hard link pointing outside the package ('${raw}')`);
+    return parts.join("/");
+  }
+}
+
+async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer): Promise<void> {
+  const { Parser } = await import("tar");
+  let source: Readable = createReadStream(opts.archive, { highWaterMark: 1024 * 1024 });
+  if (format === "tar.xz") {
+    const { XzReadableStream } = await import("xz-decompress");
+    source = Readable.fromWeb(new XzReadableStream(Readable.toWeb(source) as unknown as ReadableStream<Uint8Array>) as unknown as import("node:stream/web").ReadableStream);
+  }
+  const dec = await decompressor(format);
+  let failure: unknown;
+  let chain: Promise<void> = Promise.resolve();
+  const parser = new Parser({ strict: true });
+  const fail = (e: unknown): void => {
+    failure ??= e;
+    source.destroy();
+    dec?.destroy();
+    parser.abort(e instanceof Error ? e : new Error(String(e)));
+  };
+  parser.on("entry", (entry) => {
+    const handle = async (): Promise<void> => {
+      const raw = entry.path;
+      try {
+        const rel = w.checkPath(raw);
+        switch (entry.type) {
+          case "Directory":
+          case "GNUDumpDir":
+            entry.resume();
+            return void (await w.dir(rel));
+          case "File":
+          case "OldFile":
+          case "ContiguousFile":
+            if (!rel) return void entry.resume();
+            return await w.file(rel, entry.mode ?? 0o644, entry.size, iterate(entry as unknown as AsyncIterable<Buffer>));
+          case "SymbolicLink":
+            entry.resume();
+            return await w.symlink(rel, entry.linkpath ?? "");
+          case "Link":
+            entry.resume();
+            return await w.hardlink(rel, entry.linkpath ?? "");
+          case "CharacterDevice":
+          case "BlockDevice":
+          case "FIFO":
+            throw new UnsafeArchiveError(opts.label, raw, `is a ${entry.type === "FIFO" ? "FIFO" : "device file"}, not allowed in a package`);
+          default:
+            throw new UnsafeArchiveError(opts.label, raw, `has an unsupported tar entry type (${entry.type})`);
+        }
+      } catch (e) {
+        entry.resume();
+        fail(e);
+      }
+    };
+    // Entries arrive in order; each is written before the parser moves on
+    // (the parser waits for the entry's stream to be consumed).
+    chain = chain.then(handle);
+  });
+  await new Promise<void>((resolve, reject) => {
+    parser.on("error", (e: unknown) => {
+      failure ??= e;
+      reject(failure);
+    });
+    parser.on("end", () => resolve());
+    parser.on("abort", () => reject(failure));
+    source.on("error", (e) => reject((failure ??= e)));
+    dec?.on("error", (e) => reject((failure ??= e)));
+    opts.signal?.addEventListener("abort", () => fail(new CancelledError()), { once: true });
+    (dec ? source.pipe(dec) : source).pipe(parser as unknown as NodeJS.WritableStream);
+  });
+  await chain;
+  if (failure) throw failure;
+}
+
+/** A tar entry (a Minipass) as a plain async iterable, so pipeline treats it as one. */
+async function* iterate(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  for await (const chunk of source) yield chunk;
+}
+
+async function extractZip(opts: ExtractOptions, w: Writer): Promise<void> {
+  const yauzl = (await import("yauzl")).default;
+  const zip = await new Promise<import("yauzl").ZipFile>((resolve, reject) =>
+    yauzl.open(opts.archive, { lazyEntries: true, autoClose: true, validateEntrySizes: true, strictFileNames: false }, (e, z) => (e ? reject(e) : resolve(z))),
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(new CancelledError());
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      zip.on("error", reject);
+      zip.on("end", () => resolve());
+      zip.on("entry", (entry: import("yauzl").Entry) => {
+        void (async () => {
+          const rel = w.checkPath(entry.fileName);
+          const unixMode = entry.versionMadeBy >> 8 === 3 ? (entry.externalFileAttributes >>> 16) & 0xffff : 0;
+          const kind = unixMode & 0o170000;
+          if (entry.fileName.endsWith("/") || kind === 0o040000) {
+            await w.dir(rel);
+          } else if (kind === 0o120000) {
+            if (entry.uncompressedSize > 4096) throw new UnsafeArchiveError(opts.label, entry.fileName, "is a symlink with an oversized target");
+            const stream = await openZipEntry(zip, entry);
+            const chunks: Buffer[] = [];
+            for await (const c of stream) chunks.push(c as Buffer);
+            await w.symlink(rel, Buffer.concat(chunks).toString("utf8"));
+          } else if (kind === 0 || kind === 0o100000) {
+            if (rel) await w.file(rel, unixMode & 0o777 || 0o644, entry.uncompressedSize, await openZipEntry(zip, entry));
+          } else {
+            throw new UnsafeArchiveError(opts.label, entry.fileName, "is a device file, FIFO or socket, not allowed in a package");
+          }
+          zip.readEntry();
+        })().catch(reject);
+      });
+      zip.readEntry();
+    });
+  } catch (e) {
+    const msg = (e as Error).message ?? "";
+    if (!(e instanceof UnsafeArchiveError) && /invalid relative path|absolute path|invalid characters/i.test(msg)) {
+      throw new UnsafeArchiveError(opts.label, msg.replace(/^.*: /, ""), msg);
+    }
+    throw e;
+  } finally {
+    zip.close();
+  }
+}
+
+function openZipEntry(zip: import("yauzl").ZipFile, entry: import("yauzl").Entry): Promise<Readable> {
+  return new Promise((resolve, reject) => zip.openReadStream(entry, (e, s) => (e ? reject(e) : resolve(s))));
+}
+
+/**
+ * Unpack `opts.archive` into `opts.dest`. Throws UnsafeArchiveError for a
+ * hostile entry, UnsupportedArchiveError for an unknown format; the caller
+ * deletes `dest` on any failure.
+ */
+export async function extractArchive(opts: ExtractOptions): Promise<ExtractResult> {
+  const format = await sniffFormat(opts.archive);
+  if (!format) throw new UnsupportedArchiveError(opts.label, "not a tar (gz, bz2, xz, zst) or zip archive");
+  const w = new Writer(opts);
+  try {
+    if (format === "zip") await extractZip(opts, w);
+    else await extractTar(opts, format, w);
+  } catch (e) {
+    if (e instanceof UnsafeArchiveError || e instanceof CancelledError) throw e;
+    const code = errnoCode(e);
+    if (code === "ENOSPC" || code === "EDQUOT" || code === "EACCES" || code === "EROFS" || code === "EMFILE") throw e;
+    if (code === "ABORT_ERR") throw new CancelledError();
+    throw new UnsupportedArchiveError(opts.label, `damaged ${format} archive (${(e as Error).message})`);
+  }
+  const top = [...w.tops];
+  let root: string | undefined;
+  if (top.length === 1) {
+    const only = top[0]!;
+    const isDir = w.files.every((f) => f.path.startsWith(`${only}/`));
+    if (isDir && (await readdir(join(opts.dest, only)).then(() => true, () => false))) root = only;
+  }
+  const files = root ? w.files.map((f) => ({ ...f, path: f.path.slice(root.length + 1) })) : w.files;
+  return { format, root, files, unpackedBytes: w.unpackedBytes };
+}
+
+/**
+ * Copy a local directory into `dest` with the same checks and per-file
+ * hashes as an archive (links must stay inside; no devices or FIFOs).
+ */
+export async function copyTree(src: string, dest: string, signal?: AbortSignal): Promise<ExtractResult> {
+  const w = new Writer({ archive: src, dest, label: src, signal });
+  const walk = async (rel: string): Promise<void> => {
+    for (const d of await readdir(join(src, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${d.name}` : d.name;
+      const abs = join(src, r);
+      const checked = w.checkPath(r);
+      if (d.isDirectory()) {
+        await w.dir(checked);
+        await walk(r);
+      } else if (d.isSymbolicLink()) {
+        await w.symlink(checked, await readlink(abs));
+      } else if (d.isFile()) {
+        const s = await lstat(abs);
+        await w.file(checked, s.mode, s.size, createReadStream(abs));
+      } else {
+        throw new UnsafeArchiveError(src, r, "is a device file, FIFO or socket, not allowed in a package");
+      }
+    }
+  };
+  await walk("");
+  return { format: "tar", root: undefined, files: w.files, unpackedBytes: w.unpackedBytes };
+}
