@@ -18,6 +18,10 @@ export interface ProjectDirs {
   build: string;
   data: string;
   boards: string;
+  /** `workspace_dir` (kiln default `<project>/.kiln`). */
+  workspace?: string;
+  /** `libdeps_dir`; per-env libraries live in `<libdeps>/<env>/`. */
+  libdeps?: string;
 }
 
 /** One value of one option, with where it came from (for errors and warnings). */
@@ -30,6 +34,7 @@ export interface OptionValue {
 export interface ResolvedEnv {
   /** Env name without `env:` (`uno`). */
   name: string;
+  /** `platform` as written; "" when unset (e.g. a synthetic project given only a board). */
   platform: string;
   board: string | undefined;
   framework: string[];
@@ -78,10 +83,10 @@ export interface ResolvedEnv {
 export interface Project {
   /** Absolute project directory. */
   dir: string;
-  /** The main config file (platformio.ini or kiln config), absolute. */
+  /** The main config file (platformio.ini or kiln config), absolute; "" for a synthetic project. */
   configFile: string;
-  /** `platformio` (ini) or `kiln` (cosmiconfig). */
-  configKind: "platformio" | "kiln";
+  /** `platformio` (ini), `kiln` (cosmiconfig) or `synthetic` (made from command-line options, no file). */
+  configKind: "platformio" | "kiln" | "synthetic";
   /** Every config file read (main + extra_configs), for change detection. */
   files: string[];
   dirs: ProjectDirs;
