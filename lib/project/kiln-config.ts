@@ -104,8 +104,8 @@ export function kilnConfigToIni(data: unknown, file: string): KilnConfigFile {
   const warnings: string[] = [];
   for (const key of Object.keys(data)) {
     if (TOP_KEYS.includes(key)) continue;
-    const near = nearest(key, TOP_KEYS, 1);
-    warnings.push(`${file}: unknown key \`${key}\` in the kiln config${near.length ? ` (did you mean \`${near[0]}\`?)` : ""}`);
+    const near = nearest(key, TOP_KEYS, 2);
+    warnings.push(`${file}: unknown key \`${key}\` in the kiln config${near.length ? ` (did you mean ${near.map((n) => `\`${n}\``).join(" or ")}?)` : ""}`);
   }
   const addSection = (name: string, options: unknown, path: string): void => {
     if (!isRecord(options)) throw invalid(file, path, "must be an object of option: value");
