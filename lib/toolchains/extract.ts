@@ -251,7 +251,8 @@ async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer
   const { Parser } = await import("tar");
   let source: Readable = createReadStream(opts.archive, { highWaterMark: 1024 * 1024 });
   if (format === "tar.xz") {
-    const { XzReadableStream } = await import("xz-decompress");
+    const xz = (await import("xz-decompress")) as unknown as { XzReadableStream?: typeof import("xz-decompress").XzReadableStream; default?: { XzReadableStream: typeof import("xz-decompress").XzReadableStream } };
+    const XzReadableStream = xz.XzReadableStream ?? xz.default!.XzReadableStream;
     source = Readable.fromWeb(new XzReadableStream(Readable.toWeb(source) as unknown as ReadableStream<Uint8Array>) as unknown as import("node:stream/web").ReadableStream);
   }
   const dec = await decompressor(format);

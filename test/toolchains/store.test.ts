@@ -1,0 +1,261 @@
+import assert from "node:assert/strict";
+import { readFile, readdir, readlink, stat, writeFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it, after } from "node:test";
+import { randomBytes } from "node:crypto";
+import { storePaths } from "../../lib/toolchains/paths.js";
+import { installArchive, verifyStore, listEntries, gcStore, removePackage } from "../../lib/toolchains/store.js";
+import { ChecksumMismatchError, DownloadError, SizeMismatchError, UnsafeArchiveError } from "../../lib/toolchains/errors.js";
+import { tempDir } from "../helpers/cli.js";
+import { makeArchive, makeCa, rawTar, rawZip, sha256, startHttpsServer, startServer, type Format, type Tree } from "./fixtures.js";
+
+const TREE: Tree = { "bin/tool": "#!/bin/sh\necho hi\n", "lib/a.txt": "alpha\n", "lib/deep/b.txt": "beta\n".repeat(1000), "bin/tool-link": { symlink: "tool" } };
+const fast = { retries: 2, backoffMs: 20, idleTimeoutMs: 2000 };
+
+async function storeDir(): Promise<ReturnType<typeof storePaths>> {
+  return storePaths(await tempDir("kiln-store-"));
+}
+
+async function leftovers(paths: ReturnType<typeof storePaths>): Promise<string[]> {
+  return readdir(paths.tmp).catch(() => []);
+}
+
+describe("store install", () => {
+  const server = startServer();
+  after(async () => (await server).close());
+
+  for (const format of ["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst", "zip"] as Format[]) {
+    it(`installs a ${format} archive, stripping its top folder`, async () => {
+      const s = await server;
+      const body = await makeArchive(format, TREE);
+      s.routes.set(`/pkg.${format}`, { body });
+      const paths = await storeDir();
+      const r = await installArchive(paths, { name: "tool-x", version: "1.0", host: "linux-x64", url: `${s.url}/pkg.${format}`, expected: { sha256: sha256(body), size: body.length } }, fast);
+      assert.equal(r.key, sha256(body));
+      assert.equal(await readFile(join(r.dir, "lib/deep/b.txt"), "utf8"), "beta\n".repeat(1000));
+      assert.equal(await readlink(join(r.dir, "bin/tool-link")), "tool");
+      assert.ok(((await stat(join(r.dir, "bin/tool"))).mode & 0o100) !== 0 || format === "zip", "executable bit kept");
+      const meta = JSON.parse(await readFile(join(paths.entries, r.key, "meta.json"), "utf8"));
+      assert.equal(meta.sha256, sha256(body));
+      assert.deepEqual(await leftovers(paths), []);
+      // Idempotent: a second install finds the entry and downloads nothing.
+      const before = s.requests.length;
+      const again = await installArchive(paths, { name: "tool-x", version: "1.0", host: "linux-x64", url: `${s.url}/pkg.${format}`, expected: { sha256: sha256(body), size: body.length } }, fast);
+      assert.equal(again.downloaded, false);
+      assert.equal(s.requests.length, before);
+    });
+  }
+
+  it("keeps an archive without a single top folder as is", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", { "a.txt": "a", "b/c.txt": "c" }, undefined);
+    s.routes.set("/flat.tgz", { body });
+    const r = await installArchive(await storeDir(), { name: "flat", version: "1", host: "linux-x64", url: `${s.url}/flat.tgz`, expected: { sha256: sha256(body) } }, fast);
+    assert.equal(await readFile(join(r.dir, "a.txt"), "utf8"), "a");
+    assert.equal(await readFile(join(r.dir, "b/c.txt"), "utf8"), "c");
+  });
+
+  it("stores identical archives once whatever their name or URL", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", TREE);
+    s.routes.set("/one.tgz", { body });
+    s.routes.set("/two.tgz", { body });
+    const paths = await storeDir();
+    const a = await installArchive(paths, { name: "a", version: "1", host: "linux-x64", url: `${s.url}/one.tgz`, expected: { sha256: sha256(body) } }, fast);
+    const b = await installArchive(paths, { name: "b", version: "2", host: "linux-x64", url: `${s.url}/two.tgz`, expected: { sha256: sha256(body) } }, fast);
+    assert.equal(a.dir, b.dir);
+    assert.equal((await readdir(paths.entries)).length, 1);
+    const list = await listEntries(paths);
+    assert.deepEqual(list[0]!.refs.map((r) => r.name).sort(), ["a", "b"]);
+  });
+
+  it("refuses a checksum mismatch (exit 5) and leaves nothing behind", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", TREE);
+    s.routes.set("/bad.tgz", { body });
+    const paths = await storeDir();
+    const wrong = "0".repeat(64);
+    await assert.rejects(installArchive(paths, { name: "bad", version: "1", host: "linux-x64", url: `${s.url}/bad.tgz`, expected: { sha256: wrong, size: body.length } }, fast), (e: unknown) => {
+      assert.ok(e instanceof ChecksumMismatchError);
+      assert.equal(e.exitCode, 5);
+      assert.match(e.message, new RegExp(`${s.url}/bad.tgz`));
+      assert.match(e.message, new RegExp(`expected ${wrong}`));
+      assert.match(e.message, new RegExp(`actual   ${sha256(body)}`));
+      return true;
+    });
+    assert.deepEqual(await readdir(paths.entries).catch(() => []), []);
+    assert.deepEqual(await leftovers(paths), []);
+  });
+
+  it("refuses a size mismatch announced by Content-Length", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", TREE);
+    s.routes.set("/size.tgz", { body });
+    await assert.rejects(installArchive(await storeDir(), { name: "s", version: "1", host: "linux-x64", url: `${s.url}/size.tgz`, expected: { sha256: sha256(body), size: body.length + 10 } }, fast), (e: unknown) => e instanceof SizeMismatchError && e.exitCode === 5);
+  });
+
+  it("retries a truncated response and resumes with Range", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", { "big.bin": randomBytes(300_000).toString("base64") });
+    s.routes.set("/trunc.tgz", { body, mode: "truncate-once" });
+    const r = await installArchive(await storeDir(), { name: "t", version: "1", host: "linux-x64", url: `${s.url}/trunc.tgz`, expected: { sha256: sha256(body), size: body.length } }, fast);
+    assert.equal(r.sha256, sha256(body));
+    const reqs = s.requests.filter((q) => q.path === "/trunc.tgz");
+    assert.equal(reqs.length, 2);
+    assert.match(reqs[1]!.range ?? "", /^bytes=\d+-$/);
+  });
+
+  it("retries a 500 then succeeds", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", { "f": "500 once" });
+    s.routes.set("/flaky.tgz", { body, mode: "500-once" });
+    const r = await installArchive(await storeDir(), { name: "f", version: "1", host: "linux-x64", url: `${s.url}/flaky.tgz`, expected: { sha256: sha256(body) } }, fast);
+    assert.equal(r.sha256, sha256(body));
+  });
+
+  it("fails a truncated body that never completes with exit 4", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", { "big.bin": randomBytes(200_000).toString("base64") });
+    s.routes.set("/always-trunc.tgz", { body, mode: "truncate-always", ranges: false });
+    const paths = await storeDir();
+    await assert.rejects(installArchive(paths, { name: "t", version: "1", host: "linux-x64", url: `${s.url}/always-trunc.tgz`, expected: { sha256: sha256(body), size: body.length } }, fast), (e: unknown) => e instanceof DownloadError && e.exitCode === 4 && /always-trunc/.test(e.message));
+    assert.deepEqual(await leftovers(paths), []);
+  });
+
+  it("fails a 404 at once with exit 4, naming the URL", async () => {
+    const s = await server;
+    const before = s.requests.length;
+    await assert.rejects(installArchive(await storeDir(), { name: "n", version: "1", host: "linux-x64", url: `${s.url}/missing.tgz`, expected: { sha256: "1".repeat(64) } }, fast), (e: unknown) => e instanceof DownloadError && e.exitCode === 4 && /missing\.tgz/.test(e.message) && /404/.test(e.message));
+    assert.equal(s.requests.length - before, 1, "a 404 is not retried");
+  });
+
+  it("fails a persistent 500 after the retries with exit 4", async () => {
+    const s = await server;
+    s.routes.set("/down.tgz", { body: Buffer.from("x"), mode: "500" });
+    await assert.rejects(installArchive(await storeDir(), { name: "d", version: "1", host: "linux-x64", url: `${s.url}/down.tgz`, expected: { sha256: "1".repeat(64) } }, fast), (e: unknown) => e instanceof DownloadError && /HTTP 500/.test(e.message) && /3 attempts/.test(e.message));
+  });
+
+  it("hits the inactivity timeout on a stalling server", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", { "big.bin": randomBytes(150_000).toString("base64") });
+    s.routes.set("/stall.tgz", { body, mode: "stall", ranges: false });
+    const started = Date.now();
+    await assert.rejects(installArchive(await storeDir(), { name: "s", version: "1", host: "linux-x64", url: `${s.url}/stall.tgz`, expected: { sha256: sha256(body) } }, { retries: 1, backoffMs: 10, idleTimeoutMs: 300 }), (e: unknown) => e instanceof DownloadError && /inactivity/.test(e.message));
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  it("a slow but steady download is not cut by the inactivity timeout", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", { "big.bin": randomBytes(30_000).toString("base64") });
+    s.routes.set("/slow.tgz", { body, mode: "slow" });
+    const r = await installArchive(await storeDir(), { name: "s", version: "1", host: "linux-x64", url: `${s.url}/slow.tgz`, expected: { sha256: sha256(body) } }, { retries: 0, idleTimeoutMs: 400 });
+    assert.equal(r.sha256, sha256(body));
+  });
+
+  it("downloads over HTTPS from a server signed by a CA given in caFile", async () => {
+    const ca = await makeCa();
+    const body = await makeArchive("tar.gz", TREE);
+    const s = await startHttpsServer(ca, { "/secure.tgz": { body } });
+    try {
+      const r = await installArchive(await storeDir(), { name: "s", version: "1", host: "linux-x64", url: `${s.url}/secure.tgz`, expected: { sha256: sha256(body) } }, { ...fast, caFile: ca.caFile });
+      assert.equal(r.sha256, sha256(body));
+      // Without the CA the certificate is rejected: verification is on.
+      await assert.rejects(installArchive(await storeDir(), { name: "s", version: "1", host: "linux-x64", url: `${s.url}/secure.tgz`, expected: { sha256: sha256(body) } }, { ...fast, retries: 0 }), (e: unknown) => e instanceof DownloadError && /certificate/i.test(e.message));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("hostile archives are refused", () => {
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ["absolute path", rawTar([{ path: "/etc/evil", type: "File", body: "x" }]), /absolute path/],
+    ["'..' in a path", rawTar([{ path: "pkg/../../evil", type: "File", body: "x" }]), /escapes the package/],
+    ["symlink to an absolute path", rawTar([{ path: "pkg/link", type: "SymbolicLink", linkpath: "/etc/passwd" }]), /absolute path/],
+    ["symlink escaping with ..", rawTar([{ path: "pkg/link", type: "SymbolicLink", linkpath: "../../outside" }]), /outside the package/],
+    ["write through a symlink", rawTar([{ path: "pkg/dir", type: "SymbolicLink", linkpath: "." }, { path: "pkg/dir/x", type: "File", body: "x" }]), /through the link/],
+    ["hardlink outside", rawTar([{ path: "pkg/h", type: "Link", linkpath: "../../etc/passwd" }]), /outside the package/],
+    ["hardlink to an absolute path", rawTar([{ path: "pkg/h", type: "Link", linkpath: "/etc/passwd" }]), /absolute path/],
+    ["character device", rawTar([{ path: "pkg/dev", type: "CharacterDevice" }]), /device file/],
+    ["FIFO", rawTar([{ path: "pkg/fifo", type: "FIFO" }]), /FIFO/],
+    ["zip with ..", rawZip([{ name: "pkg/../../evil.txt", body: "x" }]), /relative path|escapes/],
+    ["zip with an absolute path", rawZip([{ name: "/evil.txt", body: "x" }]), /absolute path/],
+    ["zip symlink outside", rawZip([{ name: "pkg/l", body: "../../../etc/passwd", unixMode: 0o120777 }]), /outside the package/],
+    ["zip FIFO", rawZip([{ name: "pkg/f", body: "", unixMode: 0o010644 }]), /FIFO|device/],
+  ];
+  const server = startServer();
+  after(async () => (await server).close());
+  for (const [what, body, re] of cases) {
+    it(what, async () => {
+      const s = await server;
+      const path = `/hostile-${what.replace(/\W+/g, "-")}`;
+      s.routes.set(path, { body });
+      const paths = await storeDir();
+      await assert.rejects(installArchive(paths, { name: "h", version: "1", host: "linux-x64", url: `${s.url}${path}`, expected: { sha256: sha256(body) } }, fast), (e: unknown) => {
+        assert.ok(e instanceof UnsafeArchiveError, String(e));
+        assert.equal(e.exitCode, 5);
+        assert.match(e.message, re);
+        return true;
+      });
+      assert.deepEqual(await readdir(paths.entries).catch(() => []), []);
+      assert.deepEqual(await leftovers(paths), []);
+    });
+  }
+
+  it("an extracted-size cap stops a bomb", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", { "zeros.bin": "\0".repeat(2_000_000) });
+    s.routes.set("/bomb.tgz", { body });
+    assert.ok(body.length < 20_000);
+    const paths = await storeDir();
+    await assert.rejects(installArchive(paths, { name: "b", version: "1", host: "linux-x64", url: `${s.url}/bomb.tgz`, expected: { sha256: sha256(body) } }, { ...fast, maxUnpackedBytes: 1_000_000 }), (e: unknown) => e instanceof UnsafeArchiveError && /cap of 1000000 bytes/.test(e.message));
+    assert.deepEqual(await leftovers(paths), []);
+  });
+});
+
+describe("verify, remove, gc", () => {
+  it("verify reports a tampered entry and takes it out of the store", async () => {
+    const s = await startServer();
+    try {
+      const body = await makeArchive("tar.gz", TREE);
+      s.routes.set("/v.tgz", { body });
+      const paths = await storeDir();
+      const spec = { name: "v", version: "1", host: "linux-x64", url: `${s.url}/v.tgz`, expected: { sha256: sha256(body) } };
+      const r = await installArchive(paths, spec, fast);
+      assert.deepEqual((await verifyStore(paths)).map((x) => x.ok), [true]);
+      await writeFile(join(r.dir, "lib/a.txt"), "tampered\n");
+      const reports = await verifyStore(paths);
+      assert.equal(reports[0]!.ok, false);
+      assert.match(reports[0]!.problems.join("\n"), /lib\/a\.txt: (content changed|size)/);
+      assert.deepEqual(await readdir(paths.entries), []);
+      const again = await installArchive(paths, spec, fast);
+      assert.equal(again.downloaded, true);
+      assert.equal(await readFile(join(again.dir, "lib/a.txt"), "utf8"), "alpha\n");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("remove drops the entry; gc removes entries unused for a while and dead tmp dirs", async () => {
+    const s = await startServer();
+    try {
+      const a = await makeArchive("tar.gz", { f: "a" });
+      const b = await makeArchive("tar.gz", { f: "b" });
+      s.routes.set("/a.tgz", { body: a });
+      s.routes.set("/b.tgz", { body: b });
+      const paths = await storeDir();
+      await installArchive(paths, { name: "a", version: "1", host: "linux-x64", url: `${s.url}/a.tgz`, expected: { sha256: sha256(a) } }, fast);
+      await installArchive(paths, { name: "b", version: "1", host: "linux-x64", url: `${s.url}/b.tgz`, expected: { sha256: sha256(b) } }, fast);
+      const removed = await removePackage(paths, "a", "1");
+      assert.deepEqual(removed.map((e) => e.key), [sha256(a)]);
+      await mkdir(join(paths.tmp, "999999-deadhost-0000-x"), { recursive: true });
+      await mkdir(join(paths.tmp, `999999-${(await import("node:os")).hostname().replace(/[^A-Za-z0-9]/g, "")}-0000-x`), { recursive: true });
+      const gc = await gcStore(paths, 0);
+      assert.deepEqual(gc.removed.map((e) => e.key), [sha256(b)]);
+      assert.equal(gc.tmpRemoved, 1);
+      assert.deepEqual(await readdir(paths.entries), []);
+    } finally {
+      await s.close();
+    }
+  });
+});
