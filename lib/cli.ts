@@ -12,11 +12,6 @@ import { commands } from "./commands/index.js";
 import { VERSION } from "./version.js";
 
 export async function run(argv: string[]): Promise<number> {
-  const cli = new Cli<KilnContext>({ binaryLabel: "kiln", binaryName: "kiln", binaryVersion: VERSION, enableCapture: false });
-  for (const c of commands) cli.register(c);
-  cli.register(Builtins.HelpCommand);
-  cli.register(Builtins.VersionCommand);
-
   const controller = new AbortController();
   const onSignal = (): void => {
     if (controller.signal.aborted) process.exit(130);
@@ -35,6 +30,13 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw e;
   }
+  // Help text is coloured only for a terminal, and never with NO_COLOR.
+  const enableColors = settings.color ?? (Boolean(process.stdout.isTTY) && !settings.ci);
+  const cli = new Cli<KilnContext>({ binaryLabel: "kiln", binaryName: "kiln", binaryVersion: VERSION, enableCapture: false, enableColors });
+  for (const c of commands) cli.register(c);
+  cli.register(Builtins.HelpCommand);
+  cli.register(Builtins.VersionCommand);
+
   const context: KilnContext = {
     ...Cli.defaultContext,
     settings,
@@ -47,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
     command = cli.process(argv.length === 0 ? ["--help"] : argv, context);
   } catch (e) {
     // Unknown command or option: clipanion's message, on stderr, exit 2.
-    process.stderr.write(cli.error(e, { colored: false }));
+    process.stderr.write(cli.error(e, { colored: enableColors }));
     process.stderr.write("Run 'kiln --help' for the list of commands.\n");
     return ExitCode.usage;
   }

@@ -5,7 +5,7 @@
 import { resolve as resolvePath } from "node:path";
 import { Command, Option, UsageError as ClipanionUsageError } from "clipanion";
 import type { BaseContext } from "clipanion";
-import { ExitCode, KilnError, CancelledError, isKilnError } from "../core/errors.js";
+import { ExitCode, KilnError, CancelledError, UsageError, isKilnError } from "../core/errors.js";
 import type { Settings } from "../core/config.js";
 import { createReporter, type Reporter } from "../core/report.js";
 
@@ -79,4 +79,15 @@ export abstract class ProjectCommand extends KilnCommand {
   protected projectDirOr(positional: string | undefined): string {
     return resolvePath(this.projectDir ?? positional ?? ".");
   }
+}
+
+/**
+ * `-j N`: a positive integer. Validated by hand rather than with typanion so
+ * that start-up does not load a validation library for one number.
+ */
+export function parseJobs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`-j/--jobs must be a positive integer, got '${value}'`, { hint: "e.g. -j 4" });
+  return n;
 }

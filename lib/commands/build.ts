@@ -1,6 +1,5 @@
 import { Command, Option } from "clipanion";
-import * as t from "typanion";
-import { ProjectCommand } from "./base.js";
+import { ProjectCommand, parseJobs } from "./base.js";
 
 export class BuildCommand extends ProjectCommand {
   static override paths = [["build"]];
@@ -23,13 +22,14 @@ export class BuildCommand extends ProjectCommand {
 
   target = Option.String({ required: false, name: "project-or-sketch-dir" });
   board = Option.String("-b,--board", { description: "Board id for a folder without platformio.ini (see 'kiln boards')" });
-  jobs = Option.String("-j,--jobs", { description: "Parallel compiles (default: number of CPUs)", validator: t.cascade(t.isNumber(), t.isInteger(), t.isAtLeast(1)) });
+  jobs = Option.String("-j,--jobs", { description: "Parallel compiles (default: number of CPUs)" });
   keepGoing = Option.Boolean("-k,--keep-going", false, { description: "Keep compiling other files and envs after an error" });
   offline = Option.Boolean("--offline", false, { description: "Never use the network; fail if a package is missing" });
   frozenLockfile = Option.Boolean("--frozen-lockfile", false, { description: "Fail if kiln.lock would change" });
 
   async execute(): Promise<number> {
     const reporter = await this.reporter();
+    const jobs = parseJobs(this.jobs);
     const { openProject } = await import("../build/open.js");
     const { buildProject, throwIfFailed } = await import("../build/index.js");
     const { settings, signal } = this.context;
@@ -41,7 +41,7 @@ export class BuildCommand extends ProjectCommand {
       settings,
       reporter,
       signal,
-      jobs: this.jobs ?? project.kiln.jobs ?? settings.jobs,
+      jobs: jobs ?? project.kiln.jobs ?? settings.jobs,
       keepGoing: this.keepGoing,
       offline: this.offline || undefined,
       frozenLockfile: this.frozenLockfile,

@@ -9,6 +9,7 @@ import { BoardsCommand } from "./boards.js";
 import { BuildCommand } from "./build.js";
 import { CleanCommand } from "./clean.js";
 import { CompiledbCommand } from "./compiledb.js";
+import { HelpCommand } from "./help.js";
 import { InitCommand } from "./init.js";
 import { ConfigCommand } from "./config.js";
 import { RunCommand } from "./run.js";
@@ -19,6 +20,7 @@ export const commands: Array<CommandClass<KilnContext>> = [
   BuildCommand,
   CleanCommand,
   CompiledbCommand,
+  HelpCommand,
   InitCommand,
   ConfigCommand,
   RunCommand,
