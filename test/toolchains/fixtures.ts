@@ -158,6 +158,10 @@ function handler(routes: Map<string, Route>, requests: TestServer["requests"], h
       status = 206;
     }
     headers["content-length"] = body.length;
+    if (req.headers["if-none-match"] === headers.etag && status === 200) {
+      res.writeHead(304, { etag: headers.etag as string }).end();
+      return;
+    }
     res.writeHead(status, headers);
     if (mode === "stall") {
       res.write(body.subarray(0, Math.min(1000, body.length)));
