@@ -4,7 +4,7 @@
  * config file, or made up from command-line options (a "synthetic"
  * project). Everyone else sees only `Project` and `ResolvedEnv`.
  */
-import { readdir, readFile } from "node:fs/promises";
+import { access, readdir, readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Settings } from "../core/config.js";
@@ -136,7 +136,7 @@ async function globFile(full: string): Promise<string[]> {
   const dir = dirname(full);
   const name = basename(full);
   if (!/[*?[]/.test(name)) {
-    return readFile(full).then(
+    return access(full).then(
       () => [full],
       () => [],
     );
@@ -184,7 +184,8 @@ function finish(p: Parts): Project {
   for (const s of ini.sections.values()) {
     if (!s.name.startsWith("env:")) continue;
     const name = s.name.slice(4);
-    if (!ENV_NAME_RE.test(name)) {
+    // A synthetic env is named after a board id, which the user did not write as a section.
+    if (p.configKind !== "synthetic" && !ENV_NAME_RE.test(name)) {
       throw new ConfigError("KILN_CONFIG_ENV_NAME", `invalid environment name '${name}' in [${s.name}]: use only letters, digits, '_' and '-'`, {
         location: { file: s.file, line: s.line },
         hint: "rename the section, e.g. [env:my_board]",
