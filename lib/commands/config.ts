@@ -39,6 +39,7 @@ export class ConfigCommand extends ProjectCommand {
     if (this.json) {
       reporter.event({
         type: "result",
+        command: "config",
         project: { dir: project.dir, configFile: project.configFile, configKind: project.configKind, files: project.files, defaultEnvs: project.defaultEnvs, dirs: project.dirs },
         envs: envs.map((e) => ({ ...e, options: Object.fromEntries(Object.entries(e.options).map(([k, v]) => [k, v.value])) })),
       });

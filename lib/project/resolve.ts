@@ -155,7 +155,9 @@ export class ConfigResolver {
     const scope = sectionScope(section);
     if (scope) {
       for (const meta of OPTIONS[scope].values()) {
-        if (meta.sysenvvar && !out.includes(meta.name) && this.ctx.env[meta.sysenvvar] !== undefined) out.push(meta.name);
+        if (!meta.sysenvvar || out.includes(meta.name)) continue;
+        const vars = [meta.sysenvvar, ...(meta.oldnames ?? []).map((o) => `PLATFORMIO_${o.toUpperCase()}`)];
+        if (vars.some((v) => this.ctx.env[v] !== undefined)) out.push(meta.name);
       }
     }
     return out;

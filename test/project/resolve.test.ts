@@ -255,6 +255,21 @@ describe("environment variable overrides (platformio-ini.md §5)", () => {
     assert.deepEqual(p.selectEnvs([]), ["a", "b"]);
   });
 
+  it("honours the legacy variable names", async (t) => {
+    const p = await loadIni(t, "[env:a]\nboard = uno\n[env:b]\nboard = uno\n", {
+      PLATFORMIO_ENV_DEFAULT: "b",
+      PLATFORMIO_SRC_BUILD_FLAGS: "-DSRC",
+      PLATFORMIO_EXTRA_SCRIPT: "pre:x.py",
+      PLATFORMIO_HOME_DIR: "/core",
+    });
+    assert.deepEqual(p.selectEnvs([]), ["b"]);
+    assert.deepEqual(p.env("a").buildSrcFlags, ["-DSRC"]);
+    assert.equal(p.env("a").options.extra_scripts!.value, "pre:x.py");
+    assert.equal(p.dirs.libdeps, join(p.dir, ".kiln", "libdeps"));
+    const q = await loadIni(t, "[env:a]\nboard = uno\ncustom_g = ${platformio.globallib_dir}\n", { PLATFORMIO_HOME_DIR: "/core" });
+    assert.equal(q.env("a").options.custom_g!.value, "/core/lib");
+  });
+
   it("PLATFORMIO_BUILD_DIR moves the build directory", async (t) => {
     const p = await loadIni(t, "[env:a]\nboard = uno\n", { PLATFORMIO_BUILD_DIR: "/x" });
     assert.equal(p.dirs.build, "/x");
