@@ -191,7 +191,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     }
 
     // 4. Framework groups; a shared one may come whole from the user cache.
-    const groupOutputs: Array<{ group: SourceGroup; objects: string[]; archive?: string | undefined; cacheKey?: string | undefined }> = [];
+    const groupOutputs: Array<{ group: SourceGroup; objects: string[]; archive?: string | undefined; shared?: { key: string; remember(): void } | undefined }> = [];
     for (const group of plan.groups) {
       const archive = group.archive ? join(buildDir, group.archive) : undefined;
       const objects: string[] = [];
@@ -203,10 +203,10 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
           groupUnits.push(u);
         }
       }
-      let cacheKey: string | undefined;
+      let shared: { key: string; remember(): void } | undefined;
       if (group.shared && archive) {
         const r = await restoreSharedGroup({ group, archive, units: groupUnits, plan, state, mt, cacheDir: opts.cacheDir });
-        cacheKey = r.key;
+        shared = r;
         if (r.restored) {
           // Its objects are not needed here: drop them from the compile list.
           for (const u of groupUnits) units.splice(units.indexOf(u), 1);
@@ -215,7 +215,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
           continue;
         }
       }
-      groupOutputs.push({ group, objects, archive, cacheKey });
+      groupOutputs.push({ group, objects, archive, shared });
     }
 
     if (opts.compileDbOnly) {
@@ -247,7 +247,10 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     for (const go of groupOutputs) {
       if (go.archive) {
         if (go.objects.length) await makeArchive(go.archive, go.objects, { ...opts, state, mt });
-        if (go.cacheKey) await publishSharedGroup(go.archive, go.cacheKey, opts.cacheDir);
+        if (go.shared && go.objects.length) {
+          await publishSharedGroup(go.archive, go.shared.key, opts.cacheDir);
+          go.shared.remember();
+        }
         archives.push(go.archive);
       } else linkObjects.push(...go.objects);
     }
@@ -492,13 +495,18 @@ async function restoreSharedGroup(g: {
   state: BuildState;
   mt: Mtimes;
   cacheDir: string;
-}): Promise<{ restored: boolean; key: string }> {
+}): Promise<{ restored: boolean; key: string; remember(): void }> {
   const files = groupFiles(g.group);
   const sigArgv = [g.plan.toolchain.identity, g.plan.toolchain.ar, ...g.plan.toolchain.arFlags, ...g.units.flatMap((u) => u.argv)];
   const keyRecord = `shared:${g.archive}`;
   const rec = g.state.outputs[keyRecord];
+  /** Stamp the local archive as made from these inputs, so the next build neither hashes nor copies. */
+  const remember = (): void => {
+    g.mt.forget(g.archive);
+    record(g.state, keyRecord, sigArgv, files, g.mt, Date.now());
+  };
   if (rec && isFresh(rec, sigArgv, g.archive, g.mt) && rec.deps.length === files.length) {
-    return { restored: true, key: (rec as OutputRecord & { key?: string }).key ?? "" };
+    return { restored: true, key: "", remember };
   }
   const h = createHash("sha256");
   h.update(sigArgv.join("\0"));
@@ -518,15 +526,8 @@ async function restoreSharedGroup(g: {
   } catch (e) {
     if (errnoCode(e) !== "ENOENT") throw e;
   }
-  const t0 = Date.now();
-  g.mt.forget(g.archive);
-  if (restored) {
-    record(g.state, keyRecord, sigArgv, files, g.mt, t0);
-    (g.state.outputs[keyRecord] as OutputRecord & { key?: string }).key = key;
-    // The archive is stamped as made from these inputs.
-    record(g.state, g.archive, [g.plan.toolchain.ar, "(shared)", key], files, g.mt, t0);
-  }
-  return { restored, key };
+  if (restored) remember();
+  return { restored, key, remember };
 }
 
 /** Put a freshly built shared archive into the user cache (atomic dir rename; a concurrent winner is fine). */
@@ -580,7 +581,10 @@ async function convertSketch(sources: string[], buildDir: string, mt: Mtimes): P
   const { sketchToCpp } = await import("./sketch.js");
   const files = await Promise.all(sketchFiles.map(async (path) => ({ path, text: await readFile(path, "utf8") })));
   const code = sketchToCpp(files);
-  const name = basename(dirname(sketchFiles[0]!));
+  // Named like Arduino does: after the sketch folder when it holds `<folder>.ino`, else after the first sketch file.
+  const folder = basename(dirname(sketchFiles[0]!));
+  const main = sketchFiles.find((f) => basename(f).replace(/\.(ino|pde)$/, "") === folder) ?? [...sketchFiles].sort()[0]!;
+  const name = basename(main).replace(/\.(ino|pde)$/, "");
   const out = join(buildDir, "sketch", `${name}.ino.cpp`);
   let old: string | undefined;
   try {
