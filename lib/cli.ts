@@ -33,7 +33,11 @@ export async function run(argv: string[]): Promise<number> {
   // Help text is coloured only for a terminal, and never with NO_COLOR.
   const enableColors = settings.color ?? (Boolean(process.stdout.isTTY) && !settings.ci);
   const cli = new Cli<KilnContext>({ binaryLabel: "kiln", binaryName: "kiln", binaryVersion: VERSION, enableCapture: false, enableColors });
-  for (const c of commands) cli.register(c);
+  // clipanion compiles one state machine over every registered command, which
+  // costs tens of milliseconds per run. A known first word selects its
+  // commands only; anything else (help, typos) gets them all, for suggestions.
+  const selected = commands.filter((c) => c.paths?.some((p) => p[0] === argv[0]));
+  for (const c of selected.length && argv[0] !== "help" ? selected : commands) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
 
