@@ -93,9 +93,11 @@ function segmentRe(seg: string): string {
         re += "\\[";
         continue;
       }
-      let body = seg.slice(i + 1, close);
+      let body = seg.slice(i + 1, close).replace(/\\/g, "\\\\");
+      // fnmatch: `!` negates; a leading `^` is a literal character.
       if (body.startsWith("!")) body = `^${body.slice(1)}`;
-      re += `[${body.replace(/\\/g, "\\\\")}]`;
+      else if (body.startsWith("^")) body = `\\${body}`;
+      re += `[${body}]`;
       i = close;
     } else re += escapeRe(c);
   }

@@ -4,7 +4,7 @@
  * config file, or made up from command-line options (a "synthetic"
  * project). Everyone else sees only `Project` and `ResolvedEnv`.
  */
-import { access, readdir, readFile } from "node:fs/promises";
+import { access, readdir, readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Settings } from "../core/config.js";
@@ -81,20 +81,18 @@ export async function loadProject(dir: string, opts: LoadProjectOptions): Promis
     return finish({ projectDir, configFile: iniPath, configKind: "platformio", files: ini.files, ini, r, warnings, env, kiln: {} });
   }
 
-  const kc = await findKilnConfig(projectDir).catch((e: unknown) => {
-    if (errnoCode(e) === "ENOENT") return undefined;
-    throw e;
-  });
+  const kc = await findKilnConfig(projectDir);
   if (!kc) {
-    const exists = await readdir(projectDir).then(
-      () => true,
-      () => false,
+    const isDir = await stat(projectDir).then(
+      (st) => st.isDirectory(),
+      () => undefined,
     );
-    throw new ConfigError(
-      "KILN_NO_CONFIG",
-      exists ? `no platformio.ini or kiln config in ${projectDir}` : `project directory ${projectDir} does not exist`,
-      { hint: "run 'kiln init' to create a project, pass -d <project dir>, or build a sketch folder with 'kiln build <dir> --board <id>'", data: { dir: projectDir } },
-    );
+    const message =
+      isDir === undefined ? `project directory ${projectDir} does not exist` : isDir ? `no platformio.ini or kiln config in ${projectDir}` : `${projectDir} is not a directory`;
+    throw new ConfigError("KILN_NO_CONFIG", message, {
+      hint: "run 'kiln init' to create a project, pass -d <project dir>, or build a sketch folder with 'kiln build <dir> --board <id>'",
+      data: { dir: projectDir },
+    });
   }
   warnings.push(...kc.warnings);
   const kiln = { jobs: kc.jobs, cacheDir: kc.cacheDir === undefined ? undefined : resolve(projectDir, expandHome(kc.cacheDir, env)) };

@@ -22,6 +22,7 @@ describe("build_src_filter (platformio-ini.md §12)", () => {
     [["+<.hidden/>"], ".hidden/h.cpp"],
     [["+<m?in.[cx]pp>"], "main.cpp"],
     [["+<[!m]*.c>"], "util.c"],
+    [["+<[^u]*.c>"], "util.c"],
     [["+<old/>"], "old/legacy.cpp"],
     [["+<main.cpp/>"], ""],
   ];

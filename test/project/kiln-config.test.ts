@@ -135,6 +135,7 @@ describe("no config and synthetic projects", () => {
       return true;
     });
     await assert.rejects(loadProject(join(dir, "missing"), { settings: settingsWith(dir) }), /project directory .*missing does not exist/);
+    await assert.rejects(loadProject(join(dir, "src", "main.cpp"), { settings: settingsWith(dir) }), /main\.cpp is not a directory/);
   });
 
   it("builds a one-env project from options, srcDir as src_dir", async (t) => {
