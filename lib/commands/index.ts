@@ -13,6 +13,12 @@ import { HelpCommand } from "./help.js";
 import { InitCommand } from "./init.js";
 import { ConfigCommand } from "./config.js";
 import { RunCommand } from "./run.js";
+import { PkgGcCommand } from "./pkg/gc.js";
+import { PkgInstallCommand } from "./pkg/install.js";
+import { PkgListCommand } from "./pkg/list.js";
+import { PkgRemoveCommand } from "./pkg/remove.js";
+import { PkgUpdateCommand } from "./pkg/update.js";
+import { PkgVerifyCommand } from "./pkg/verify.js";
 import { UploadCommand } from "./upload.js";
 
 export const commands: Array<CommandClass<KilnContext>> = [
@@ -24,5 +30,11 @@ export const commands: Array<CommandClass<KilnContext>> = [
   InitCommand,
   ConfigCommand,
   RunCommand,
+  PkgGcCommand,
+  PkgInstallCommand,
+  PkgListCommand,
+  PkgRemoveCommand,
+  PkgUpdateCommand,
+  PkgVerifyCommand,
   UploadCommand,
 ];
