@@ -279,6 +279,12 @@ function resolveEnv(name: string, r: ConfigResolver, ini: IniData, projectDir: s
     );
     monitorFilters = [];
   }
+  const scripts = options.extra_scripts;
+  if (scripts) {
+    r.warn(
+      `${formatLocation(scripts.location)}: \`extra_scripts\` in [env:${name}] is ignored: kiln does not run PlatformIO's Python build scripts, so check that the build does not depend on them`,
+    );
+  }
   const boardOverrides: Record<string, string> = {};
   for (const [option, v] of Object.entries(options)) if (option.startsWith("board_")) boardOverrides[option.slice(6)] = v.value;
   const where = ini.sections.get(section);
@@ -296,6 +302,7 @@ function resolveEnv(name: string, r: ConfigResolver, ini: IniData, projectDir: s
     libIgnore: list("lib_ignore"),
     libExtraDirs: list("lib_extra_dirs").map((d) => (isAbsolute(d) ? d : resolve(projectDir, expandHome(d, env)))),
     libLdfMode: get("lib_ldf_mode") as LdfMode,
+    libCompatMode: get("lib_compat_mode") as ResolvedEnv["libCompatMode"],
     libArchive: get("lib_archive") as boolean,
     platformPackages: list("platform_packages"),
     upload: {

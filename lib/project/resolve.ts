@@ -208,6 +208,7 @@ export class ConfigResolver {
       }
     }
     if (value === undefined && meta?.default !== undefined) value = meta.default;
+    if (value === undefined && meta?.scope === "platformio" && meta.name === "name") value = basename(this.ctx.projectDir);
     if (value === undefined) return undefined;
     return { value: this.interpolate(section, option, value, location), location };
   }

@@ -50,6 +50,8 @@ export interface ResolvedEnv {
   /** Absolute paths, `~` expanded. */
   libExtraDirs: string[];
   libLdfMode: LdfMode;
+  /** `lib_compat_mode` (default `soft`); always set by loadProject. */
+  libCompatMode?: "off" | "soft" | "strict";
   libArchive: boolean;
   platformPackages: string[];
   upload: {

@@ -104,9 +104,21 @@ describe("lookup and extends (platformio-ini.md §3)", () => {
     assert.equal(a.monitor.raw, false);
     assert.equal(a.monitor.encoding, "UTF-8");
     assert.equal(a.libLdfMode, "chain");
+    assert.equal(a.libCompatMode, "soft");
     assert.equal(a.libArchive, true);
     assert.equal(a.platform, "");
     assert.equal(a.upload.speed, undefined);
+  });
+
+  it("defaults [platformio] name to the project directory's name", async (t) => {
+    const p = await loadIni(t, "[env:a]\nboard = uno\ncustom_n = ${platformio.name}\n");
+    assert.equal(p.env("a").options.custom_n!.value, basename(p.dir));
+  });
+
+  it("warns that extra_scripts are not run", async (t) => {
+    const p = await loadIni(t, "[env:a]\nboard = uno\nextra_scripts = pre:gen.py\n");
+    assert.deepEqual(p.env("a").options.extra_scripts!.value, "pre:gen.py");
+    assert.ok(p.warnings.some((w) => /platformio\.ini:3: `extra_scripts` in \[env:a\] is ignored/.test(w)), p.warnings.join("\n"));
   });
 
   it("reports an extends cycle naming the sections", async (t) => {
