@@ -497,7 +497,8 @@ async function restoreSharedGroup(g: {
   cacheDir: string;
 }): Promise<{ restored: boolean; key: string; remember(): void }> {
   const files = groupFiles(g.group);
-  const sigArgv = [g.plan.toolchain.identity, g.plan.toolchain.ar, ...g.plan.toolchain.arFlags, ...g.units.flatMap((u) => u.argv)];
+  // The key must not depend on where this project lives: object paths are taken relative to the build dir.
+  const sigArgv = [g.plan.toolchain.identity, g.plan.toolchain.ar, ...g.plan.toolchain.arFlags, ...g.units.flatMap((u) => [...u.argv.slice(0, -1), relative(g.plan.buildDir, u.object)])];
   const keyRecord = `shared:${g.archive}`;
   const rec = g.state.outputs[keyRecord];
   /** Stamp the local archive as made from these inputs, so the next build neither hashes nor copies. */
