@@ -5,7 +5,7 @@
  * is quoted for a shell here.
  */
 import { isAbsolute, resolve } from "node:path";
-import { ConfigError } from "../core/errors.js";
+import { ConfigError, type SourceLocation } from "../core/errors.js";
 import type { ParsedFlags } from "./types.js";
 
 export function emptyFlags(): ParsedFlags {
@@ -18,7 +18,7 @@ export function emptyFlags(): ParsedFlags {
  * a backslash outside quotes escapes the next character. No expansion and
  * no comments. An unterminated quote is a ConfigError.
  */
-export function shellSplit(text: string): string[] {
+export function shellSplit(text: string, location?: SourceLocation): string[] {
   const words: string[] = [];
   let word = "";
   let inWord = false;
@@ -26,7 +26,7 @@ export function shellSplit(text: string): string[] {
     const c = text[i]!;
     if (c === "'") {
       const end = text.indexOf("'", i + 1);
-      if (end < 0) throw unterminated(text, "'");
+      if (end < 0) throw unterminated(text, "'", location);
       word += text.slice(i + 1, end);
       i = end;
       inWord = true;
@@ -37,7 +37,7 @@ export function shellSplit(text: string): string[] {
         if (text[j] === "\\" && j + 1 < text.length && '\\"$`\n'.includes(text[j + 1]!)) j++;
         word += text[j];
       }
-      if (j >= text.length) throw unterminated(text, '"');
+      if (j >= text.length) throw unterminated(text, '"', location);
       i = j;
     } else if (c === "\\") {
       if (i + 1 < text.length) word += text[++i];
@@ -55,8 +55,9 @@ export function shellSplit(text: string): string[] {
   return words;
 }
 
-function unterminated(text: string, quote: string): ConfigError {
+function unterminated(text: string, quote: string, location: SourceLocation | undefined): ConfigError {
   return new ConfigError("KILN_CONFIG_FLAGS", `unterminated ${quote} quote in flags: ${text}`, {
+    location,
     hint: "quote a flag as a whole, e.g. '-DNAME=\"text\"'",
   });
 }
@@ -75,6 +76,8 @@ export interface ParseFlagsOptions {
    * each word as `$NAME` or `${NAME}` before routing. Unknown names stay.
    */
   vars?: Readonly<Record<string, string>>;
+  /** Where the items were written (`env.options.build_flags?.location`), for errors. */
+  location?: SourceLocation | undefined;
 }
 
 function expandVars(word: string, vars: Readonly<Record<string, string>> | undefined): string {
@@ -99,11 +102,12 @@ export function parseBuildFlags(items: readonly string[], opts: ParseFlagsOption
   for (const item of items) {
     if (item.trimStart().startsWith("!")) {
       throw new ConfigError("KILN_DYNAMIC_FLAGS", `dynamic build flags are not supported: ${item.trim()}`, {
+        location: opts.location,
         hint: "run the command yourself and pass its output, e.g. PLATFORMIO_BUILD_FLAGS=\"$(python get_flags.py)\" kiln build, or use ${sysenv.NAME} in build_flags",
         data: { item },
       });
     }
-    for (const w of shellSplit(item)) words.push(expandVars(w, opts.vars));
+    for (const w of shellSplit(item, opts.location)) words.push(expandVars(w, opts.vars));
   }
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;

@@ -70,6 +70,10 @@ describe("build_flags routing (platformio-ini.md §10)", () => {
     assert.deepEqual(shellSplit(`a 'b c' "d \\"e\\" \\n" f\\ g ''`), ["a", "b c", 'd "e" \\n', "f g", ""]);
     assert.deepEqual(shellSplit(`-DX="a b"`), ["-DX=a b"]);
     assert.throws(() => shellSplit(`'open`), /unterminated ' quote/);
+    assert.throws(
+      () => parseBuildFlags(['-DX="open'], { projectDir, location: { file: "/p/platformio.ini", line: 4 } }),
+      (e: unknown) => e instanceof ConfigError && e.code === "KILN_CONFIG_FLAGS" && e.message.startsWith("/p/platformio.ini:4: unterminated \" quote"),
+    );
   });
 });
 
