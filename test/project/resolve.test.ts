@@ -121,6 +121,19 @@ describe("lookup and extends (platformio-ini.md §3)", () => {
     assert.ok(p.warnings.some((w) => /platformio\.ini:3: `extra_scripts` in \[env:a\] is ignored/.test(w)), p.warnings.join("\n"));
   });
 
+  it("moves a [platformio] lib_extra_dirs to [env] with PlatformIO's warning", async (t) => {
+    const p = await loadIni(t, "[platformio]\nlib_extra_dirs = ~/libs, extra\n[env:a]\nboard = uno\n");
+    assert.deepEqual(p.env("a").libExtraDirs, [join(p.dir, "libs"), join(p.dir, "extra")]);
+    assert.ok(p.warnings.some((w) => w.endsWith(":2: `lib_extra_dirs` configuration option is deprecated in section [platformio]! Please move it to global `env` section")));
+    assert.ok(!p.warnings.some((w) => w.includes("Ignore unknown")), p.warnings.join("\n"));
+  });
+
+  it("warns when extends names a section that does not exist", async (t) => {
+    const p = await loadIni(t, "[env:a]\nboard = uno\nextends = nope\n");
+    assert.equal(p.env("a").board, "uno");
+    assert.ok(p.warnings.some((w) => /platformio\.ini:3: `extends` in section \[env:a\] names \[nope\], which does not exist/.test(w)), p.warnings.join("\n"));
+  });
+
   it("reports an extends cycle naming the sections", async (t) => {
     const p = await loadIni(t, "[env:a]\nboard = uno\nextends = x\n[x]\nextends = y\n[y]\nextends = x\n");
     assert.throws(() => p.env("a"), configError("KILN_CONFIG_EXTENDS_CYCLE", /\[x\] → \[y\] → \[x\]/, 7));
