@@ -28,6 +28,8 @@ export interface BuildOptions {
   keepGoing: boolean;
   offline?: boolean | undefined;
   frozenLockfile?: boolean | undefined;
+  /** Coloured compiler diagnostics (stderr is a terminal and colour is on). */
+  colorDiagnostics?: boolean | undefined;
   /** Also install upload tools (kiln upload). */
   includeUpload?: boolean | undefined;
 }
@@ -105,6 +107,7 @@ export async function buildProject(opts: BuildOptions): Promise<BuildSummary> {
         jobs: opts.jobs,
         keepGoing: opts.keepGoing,
         cacheDir: opts.settings.cacheDir,
+        colorDiagnostics: opts.colorDiagnostics,
       });
       results.push(r);
       // The root compile_commands.json (for clangd) follows the first env built.

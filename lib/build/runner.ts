@@ -33,6 +33,8 @@ export interface RunPlanOptions {
   keepGoing: boolean;
   /** User cache dir; shared groups (the Arduino core) are cached under `objects/`. */
   cacheDir: string;
+  /** Ask the compiler for coloured diagnostics (a terminal); never part of a command's signature. */
+  colorDiagnostics?: boolean | undefined;
   /** Only work out the compile commands and write compile_commands.json (kiln compiledb). */
   compileDbOnly?: boolean | undefined;
 }
@@ -381,6 +383,7 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
         const tmp = tempPathFor(u.object);
         const dep = `${tmp}.d`;
         const runArgv = [...u.argv.slice(0, -1), tmp, "-MMD", "-MF", dep];
+        if (ctx.colorDiagnostics) runArgv.splice(runArgv.lastIndexOf("-c"), 0, "-fdiagnostics-color=always");
         reporter.event({ type: "compile-start", env: plan.env, file: u.label, object: ctx.rel(u.object) });
         const t0 = Date.now();
         const p0 = performance.now();

@@ -30,7 +30,7 @@ export abstract class KilnCommand extends Command<KilnContext> {
     if (this.reporterCache) return this.reporterCache;
     const { settings, isTTY } = this.context;
     const mode = this.json ? "json" : isTTY && !settings.ci ? "tty" : "plain";
-    const color = this.color ?? settings.color ?? (isTTY && !this.json);
+    const color = this.useColor();
     this.reporterCache = await createReporter({
       mode,
       verbose: this.verbose,
@@ -44,6 +44,11 @@ export abstract class KilnCommand extends Command<KilnContext> {
 
   /** Set by catch(); lib/cli.ts returns it as the exit code. */
   failedWith: number | undefined;
+
+  /** Whether human output (and compiler diagnostics) should be coloured. */
+  protected useColor(): boolean {
+    return !this.json && (this.color ?? this.context.settings.color ?? (this.context.isTTY && !this.context.settings.ci));
+  }
 
   /** Map any failure to an exit code; a KilnError is a message and a hint, never a stack. */
   override async catch(error: unknown): Promise<void> {

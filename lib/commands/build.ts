@@ -45,6 +45,7 @@ export class BuildCommand extends ProjectCommand {
       keepGoing: this.keepGoing,
       offline: this.offline || undefined,
       frozenLockfile: this.frozenLockfile,
+      colorDiagnostics: this.useColor(),
     });
     // With --keep-going several envs can fail: show each, then exit with the summary.
     if (summary.errors.length > 1) for (const e of summary.errors) reporter.error(e.error);

@@ -221,6 +221,19 @@ describe("native build pipeline", () => {
     assert.doesNotMatch(human.stderr, /\n\s+at /, "a stack trace was printed");
   });
 
+  it("compiler diagnostics are coloured when colour is on, and colour never causes a rebuild", async () => {
+    const p = await project();
+    await writeFile(join(p.dir, "src/other.cpp"), `int other_value() { int unused_var; return 1; }\n`);
+    const coloured = await runCli(["build", "-d", p.dir, "-j", "1"], { env: { ...p.env, NO_COLOR: undefined, FORCE_COLOR: "1" } });
+    assert.equal(coloured.code, 0, coloured.stderr);
+    const before = (await compilesLogged(p.log)).length;
+    assert.ok((await compilesLogged(p.log)).some((c) => c.includes("-fdiagnostics-color=always")));
+    const plain = await p.build();
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual(compiledFiles(plain), []);
+    assert.equal((await compilesLogged(p.log)).length, before);
+  });
+
   for (const signal of ["SIGINT", "SIGKILL"] as const) {
     it(`${signal} in the middle of a build, then a rebuild, gives a working program`, async () => {
       const p = await project();
