@@ -44,8 +44,10 @@ const COMMAND_LINE = "(command line)";
  * `opts.synthetic` — a one-env project with no file at all (synthetic wins
  * over files). Throws ConfigError: `KILN_NO_CONFIG` when there is nothing
  * to read, `KILN_CONFIG_SYNTAX` (file:line), `KILN_CONFIG_ENV_NAME`, and
- * any lookup error of [platformio] options. Env options are resolved (and
- * checked) by `project.env(name)`.
+ * any lookup error of [platformio] options. Every env is resolved once
+ * here so that `project.warnings` is complete on return; an env with a bad
+ * value throws its ConfigError from `project.env(name)`, so only commands
+ * that use it fail.
  */
 export async function loadProject(dir: string, opts: LoadProjectOptions): Promise<Project> {
   const projectDir = resolve(dir);
@@ -250,6 +252,17 @@ function finish(p: Parts): Project {
       return [...new Set(chosen)];
     },
   };
+  // Resolve every env now so that `project.warnings` is complete when the
+  // caller prints it right after loading (PlatformIO also checks all envs on
+  // start). A broken env is not fatal here: its ConfigError is thrown again,
+  // unchanged, by `project.env()` for a command that uses that env.
+  for (const name of envNames) {
+    try {
+      project.env(name);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+    }
+  }
   return project;
 }
 

@@ -115,6 +115,13 @@ describe("lookup and extends (platformio-ini.md §3)", () => {
     assert.equal(p.env("a").options.custom_n!.value, basename(p.dir));
   });
 
+  it("collects env warnings at load time, while a broken env fails only when used", async (t) => {
+    const p = await loadIni(t, "[env:a]\nboard = uno\nextends = nope\n[env:bad]\nupload_speed = fast\n");
+    assert.ok(p.warnings.some((w) => w.includes("names [nope]")), p.warnings.join("\n"));
+    assert.equal(p.env("a").board, "uno");
+    assert.throws(() => p.env("bad"), /'fast' is not a valid integer/);
+  });
+
   it("warns that extra_scripts are not run", async (t) => {
     const p = await loadIni(t, "[env:a]\nboard = uno\nextra_scripts = pre:gen.py\n");
     assert.deepEqual(p.env("a").options.extra_scripts!.value, "pre:gen.py");
