@@ -181,15 +181,20 @@ function requirePackage(ctx: PlanContext, name: string): string {
   return dir;
 }
 
-/** Upload settings resolved for the manifest: the board's, overridden by upload_* options. */
+/**
+ * Upload settings for the manifest: the board's protocol and speed, and the
+ * env's upload_* options kept apart, so a flasher can tell "the board's
+ * bootloader" from "a programmer the user chose".
+ */
 export function avrUploadSettings(env: ResolvedEnv, board: BoardDefinition): Record<string, unknown> {
-  const m = board.manifest as Manifest;
-  const u = m.upload;
+  const u = (board.manifest as Manifest).upload;
   return {
     tool: "avrdude",
     mcu: board.mcu,
-    protocol: env.upload.protocol ?? u.protocol ?? "arduino",
-    speed: env.upload.speed ?? u.speed,
+    boardProtocol: u.protocol ?? "arduino",
+    boardSpeed: u.speed,
+    protocol: env.upload.protocol,
+    speed: env.upload.speed,
     flags: env.upload.flags,
     port: env.upload.port,
     requireUploadPort: u.require_upload_port !== false,
@@ -269,7 +274,9 @@ export const atmelavrPlatform: PlatformModule = {
 
     const common = flagsToArgs(applyUnflags(ctx.flags.build, ctx.flags.unflags));
     const srcOnly = flagsToArgs(applyUnflags(ctx.flags.src, ctx.flags.unflags));
-    const unflagged = new Set(ctx.flags.unflags.ccFlags.concat(ctx.flags.unflags.cFlags, ctx.flags.unflags.cxxFlags, ctx.flags.unflags.defines.map((d) => `-D${d}`)));
+    const un = ctx.flags.unflags;
+    // build_unflags also removes kiln's own Arduino flags (`-flto`, `-Os`, `-w`…), as in PlatformIO.
+    const unflagged = new Set([...un.ccFlags, ...un.cFlags, ...un.cxxFlags, ...un.asFlags, ...un.linkFlags, ...un.defines.map((d) => `-D${d}`)]);
     const keep = (words: string[]) => words.filter((w) => !unflagged.has(w));
 
     const recipe = (extra: { c: string[]; cxx: string[]; asm: string[] }, includeDirs: string[]): CompileRecipe => ({
@@ -326,7 +333,7 @@ export const atmelavrPlatform: PlatformModule = {
       groups,
       link: {
         output: elf,
-        argv: (objects, archives, tmpOutput) => [
+        argv: (objects, archives, tmpOutput) => keep([
           cc,
           ...opt(ARDUINO_FLAGS.link),
           `-mmcu=${board.mcu}`,
@@ -338,7 +345,7 @@ export const atmelavrPlatform: PlatformModule = {
           `-L${buildDir}`,
           "-lm",
           ...common.libs,
-        ],
+        ]),
       },
       images: [
         { label: "firmware.eep", output: eep, argv: (tmp) => [objcopy, "-O", "ihex", "-j", ".eeprom", "--set-section-flags=.eeprom=alloc,load", "--no-change-warnings", "--change-section-lma", ".eeprom=0", elf, tmp] },
