@@ -8,7 +8,7 @@ import { Builtins, Cli } from "clipanion";
 import { loadSettings } from "./core/config.js";
 import { ExitCode, isKilnError } from "./core/errors.js";
 import { KilnCommand, type KilnContext } from "./commands/base.js";
-import { commands } from "./commands/index.js";
+import { loadCommands } from "./commands/index.js";
 import { VERSION } from "./version.js";
 
 export async function run(argv: string[]): Promise<number> {
@@ -34,10 +34,10 @@ export async function run(argv: string[]): Promise<number> {
   const enableColors = settings.color ?? (Boolean(process.stdout.isTTY) && !settings.ci);
   const cli = new Cli<KilnContext>({ binaryLabel: "kiln", binaryName: "kiln", binaryVersion: VERSION, enableCapture: false, enableColors });
   // clipanion compiles one state machine over every registered command, which
-  // costs tens of milliseconds per run. A known first word selects its
-  // commands only; anything else (help, typos) gets them all, for suggestions.
-  const selected = commands.filter((c) => c.paths?.some((p) => p[0] === argv[0]));
-  for (const c of selected.length && argv[0] !== "help" ? selected : commands) cli.register(c);
+  // costs tens of milliseconds per run, and each command module has its own
+  // imports. A known first word loads and registers its commands only;
+  // anything else (help, typos) gets them all, for suggestions.
+  for (const c of await loadCommands(argv[0])) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
 

@@ -1,40 +1,50 @@
 /**
- * Every command class, registered by lib/cli.ts. A command module imports
- * only clipanion and lib/commands/base.ts at load time; services are
- * imported inside execute().
+ * The command table. Each entry names the first word(s) of its commands and
+ * loads its module on demand, so `kiln build` imports the build command
+ * only — not the monitor's or the uploader's dependencies. lib/cli.ts loads
+ * every entry for `kiln help` and for an unknown word (to suggest commands).
+ *
+ * Adding a command: one entry here (first word → module), the class in
+ * lib/commands/<verb>.ts.
  */
 import type { CommandClass } from "clipanion";
 import type { KilnContext } from "./base.js";
-import { BoardsCommand } from "./boards.js";
-import { BuildCommand } from "./build.js";
-import { CleanCommand } from "./clean.js";
-import { CompiledbCommand } from "./compiledb.js";
-import { HelpCommand } from "./help.js";
-import { InitCommand } from "./init.js";
-import { ConfigCommand } from "./config.js";
-import { RunCommand } from "./run.js";
-import { PkgGcCommand } from "./pkg/gc.js";
-import { PkgInstallCommand } from "./pkg/install.js";
-import { PkgListCommand } from "./pkg/list.js";
-import { PkgRemoveCommand } from "./pkg/remove.js";
-import { PkgUpdateCommand } from "./pkg/update.js";
-import { PkgVerifyCommand } from "./pkg/verify.js";
-import { UploadCommand } from "./upload.js";
 
-export const commands: Array<CommandClass<KilnContext>> = [
-  BoardsCommand,
-  BuildCommand,
-  CleanCommand,
-  CompiledbCommand,
-  HelpCommand,
-  InitCommand,
-  ConfigCommand,
-  RunCommand,
-  PkgGcCommand,
-  PkgInstallCommand,
-  PkgListCommand,
-  PkgRemoveCommand,
-  PkgUpdateCommand,
-  PkgVerifyCommand,
-  UploadCommand,
+type Loader = () => Promise<Array<CommandClass<KilnContext>>>;
+
+export const commandTable: Array<{ word: string; load: Loader }> = [
+  { word: "boards", load: async () => [(await import("./boards.js")).BoardsCommand] },
+  { word: "build", load: async () => [(await import("./build.js")).BuildCommand] },
+  { word: "clean", load: async () => [(await import("./clean.js")).CleanCommand] },
+  { word: "compiledb", load: async () => [(await import("./compiledb.js")).CompiledbCommand] },
+  { word: "config", load: async () => [(await import("./config.js")).ConfigCommand] },
+  { word: "devices", load: async () => [(await import("./devices.js")).DevicesCommand] },
+  { word: "help", load: async () => [(await import("./help.js")).HelpCommand] },
+  { word: "init", load: async () => [(await import("./init.js")).InitCommand] },
+  { word: "monitor", load: async () => [(await import("./monitor.js")).MonitorCommand] },
+  { word: "device", load: async () => [(await import("./monitor.js")).MonitorCommand] },
+  { word: "run", load: async () => [(await import("./run.js")).RunCommand] },
+  { word: "upload", load: async () => [(await import("./upload.js")).UploadCommand] },
+  {
+    word: "pkg",
+    load: async () => {
+      const [gc, install, list, remove, update, verify] = await Promise.all([
+        import("./pkg/gc.js"),
+        import("./pkg/install.js"),
+        import("./pkg/list.js"),
+        import("./pkg/remove.js"),
+        import("./pkg/update.js"),
+        import("./pkg/verify.js"),
+      ]);
+      return [gc.PkgGcCommand, install.PkgInstallCommand, list.PkgListCommand, remove.PkgRemoveCommand, update.PkgUpdateCommand, verify.PkgVerifyCommand];
+    },
+  },
 ];
+
+/** The command classes for an argv: those of its first word, or all of them (help, unknown words). */
+export async function loadCommands(firstWord: string | undefined): Promise<Array<CommandClass<KilnContext>>> {
+  const hits = commandTable.filter((e) => e.word === firstWord && firstWord !== "help");
+  const entries = hits.length ? hits : commandTable;
+  const lists = await Promise.all(entries.map((e) => e.load()));
+  return [...new Set(lists.flat())];
+}

@@ -1,0 +1,34 @@
+/**
+ * Start-up is lazy: a no-op build loads no network, archive, serial,
+ * process-spawning or spinner module. Observed with a module-resolution hook,
+ * on a real no-op build.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { kilnBin, repoRoot, runCli, tempDir, writeTree } from "./helpers/cli.js";
+
+const HEAVY = ["got", "tar", "serialport", "@serialport", "execa", "p-limit", "ora", "kleur", "cosmiconfig", "yauzl", "unbzip2-stream", "xz-decompress", "fzstd", "typanion"];
+
+test("a no-op build loads none of got, tar, serialport, execa, p-limit, ora…", async () => {
+  const dir = await tempDir("kiln-startup-");
+  await writeTree(dir, { "platformio.ini": "[env:native]\nplatform = native\n", "src/main.c": "int main(void){return 0;}\n" });
+  const env = { KILN_HOME: join(dir, "home") };
+  const first = await runCli(["build", "-d", dir], { env });
+  assert.equal(first.code, 0, first.stderr);
+  const trace = join(dir, "imports.txt");
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(process.execPath, ["--import", join(repoRoot, "test/fixtures/trace-imports.mjs"), kilnBin, "build", "-d", dir], {
+      env: { ...process.env, ...env, CI: "1", NO_COLOR: "1", KILN_TRACE_IMPORTS: trace },
+      stdio: "ignore",
+    });
+    child.on("close", resolve);
+  });
+  assert.equal(code, 0);
+  const urls = (await readFile(trace, "utf8")).split("\n").filter(Boolean);
+  assert.ok(urls.some((u) => u.includes("/dist/build/runner.js")), "the trace saw no kiln module: the hook did not run");
+  const loaded = HEAVY.filter((m) => urls.some((u) => u.includes(`/node_modules/${m}/`)));
+  assert.deepEqual(loaded, [], `a no-op build loaded: ${loaded.join(", ")}`);
+});
