@@ -145,6 +145,8 @@ export async function listFromSysfs(sysRoot: string, devDir = "/dev"): Promise<P
     const subsystemDir = await realpathOrUndefined(join(device, "subsystem"));
     const subsystem = subsystemDir ? basename(subsystemDir) : undefined;
     if (subsystem === "platform") continue;
+    // 8250 placeholders on kernels with the serial-base bus: a UART type of 0 is "no UART here".
+    if ((await readAttr(join(classDir, name), "type")) === "0") continue;
     const info: PortInfo = { path: join(devDir, name) };
     const usb = await findUsbDevice(device, stopAt);
     if (usb) {
@@ -158,7 +160,8 @@ export async function listFromSysfs(sysRoot: string, devDir = "/dev"): Promise<P
       info.description = iface ?? info.product;
     } else {
       const driver = await realpathOrUndefined(join(device, "driver"));
-      info.description = driver ? basename(driver) : subsystem;
+      const driverName = driver ? basename(driver) : undefined;
+      info.description = /^ttyS\d+$/.test(name) || driverName === "port" ? "built-in serial port" : (driverName ?? subsystem);
     }
     out.push(definedOnly(info) as PortInfo);
   }
