@@ -31,10 +31,8 @@ export class ConfigCommand extends ProjectCommand {
     const reporter = await this.reporter();
     const { loadProject } = await import("../project/index.js");
     const project = await loadProject(this.resolvedProjectDir(), { settings: this.context.settings });
-    const names = project.selectEnvs(this.environments);
-    const envs = names.map((n) => project.env(n));
-    // Warnings are collected while envs resolve, so print them last.
     for (const w of project.warnings) reporter.warn(w);
+    const envs = project.selectEnvs(this.environments).map((n) => project.env(n));
 
     if (this.json) {
       reporter.event({
