@@ -19,6 +19,7 @@ export type * from "./types.js";
 export { parseBuildFlags, applyUnflags, flagsToArgs, mergeFlags, shellSplit, emptyFlags, type FlagArgs, type ParseFlagsOptions } from "./flags.js";
 export { selectSources, parseSrcFilter, globToRegExp, SOURCE_EXTENSIONS, SKETCH_EXTENSIONS, DEFAULT_SRC_FILTER } from "./filter.js";
 export { parseMultiValues, projectHash } from "./resolve.js";
+export { parseIni, emptyIni, type IniData, type IniEntry, type IniSection } from "./ini.js";
 
 export interface SyntheticProject {
   /** Name of the one env (`[env:NAME]`). */

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConfigError } from "../../lib/core/errors.js";
-import { emptyIni, parseIni } from "../../lib/project/ini.js";
-import { parseMultiValues } from "../../lib/project/index.js";
+import { emptyIni, parseIni, parseMultiValues } from "../../lib/project/index.js";
 import { loadIni } from "./helpers.js";
 
 function parse(text: string) {
