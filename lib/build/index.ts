@@ -67,10 +67,11 @@ export async function planEnv(opts: BuildOptions & { envName: string; prober: Pr
     });
   }
   const buildDir = join(project.dirs.build, env.name);
+  const flagsOf = (items: string[], option: string) => parseBuildFlags(items, { projectDir: project.dir, location: env.options[option]?.location });
   const flags = {
-    build: parseBuildFlags(env.buildFlags, { projectDir: project.dir }),
-    src: parseBuildFlags(env.buildSrcFlags, { projectDir: project.dir }),
-    unflags: parseBuildFlags(env.buildUnflags, { projectDir: project.dir }),
+    build: flagsOf(env.buildFlags, "build_flags"),
+    src: flagsOf(env.buildSrcFlags, "build_src_flags"),
+    unflags: flagsOf(env.buildUnflags, "build_unflags"),
   };
   return platform.plan({
     project,
