@@ -73,7 +73,8 @@ async function globFiles(glob: string): Promise<string[]> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether a path exists (ENOENT/ENOTDIR: no; anything else is thrown). */
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;

@@ -4,15 +4,14 @@
  * `--timeout`). Received data goes to `stdout`; status lines go to the
  * reporter (stderr), so `kiln monitor > log` captures only the device.
  */
-import { stat } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import { TextDecoder } from "node:util";
-import { ExitCode, KilnError, UsageError, errnoCode } from "../core/errors.js";
+import { ExitCode, KilnError, UsageError } from "../core/errors.js";
 import type { Reporter } from "../core/report.js";
 import type { ResolvedEnv } from "../project/types.js";
 import { isNoModemLines, isPermissionDenied, isPortBusy, isPortMissing, openSerialPort, portOpenError, type ModemLines, type Parity, type PortOpener, type SerialConnection } from "./connection.js";
 import type { DecoderConfig } from "./decoder.js";
-import { PortNotFoundError } from "./detect.js";
+import { exists as pathExists, PortNotFoundError } from "./detect.js";
 import { createFilterChain, type Eol, type FilterChain } from "./filters.js";
 import { MonitorPortLock } from "./lock.js";
 import { listPorts } from "./ports.js";
@@ -137,16 +136,6 @@ function makeDecoder(encoding: string, latin1: boolean): (b: Buffer) => string {
   return (b) => td.decode(b, { stream: true });
 }
 
-async function pathExists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch (e) {
-    if (errnoCode(e) === "ENOENT" || errnoCode(e) === "ENOTDIR") return false;
-    throw e;
-  }
-}
-
 /**
  * Run the monitor until a stop condition. Resolves with what happened;
  * throws MonitorCheckFailedError (exit 1) for `failOn` or an unmet `until`,
@@ -208,6 +197,7 @@ class MonitorSession {
   async run(): Promise<MonitorResult> {
     const { opts, settings } = this;
     const path = opts.port;
+    if (!path) throw new PortNotFoundError("no port to monitor", await listPorts(), "give one with --port, or set monitor_port (or upload_port) in platformio.ini");
     if (settings.raw && settings.filters.length) this.r.warn("monitor_raw is set: monitor_filters are ignored");
     this.chain = await createFilterChain(settings.raw ? ["direct"] : settings.filters, {
       eol: settings.eol,

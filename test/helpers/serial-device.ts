@@ -5,7 +5,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { SerialPort } from "serialport";
-import { kilnBin, repoRoot } from "./cli.js";
+import { rm } from "node:fs/promises";
+import { kilnBin, repoRoot, tempDir } from "./cli.js";
+import { startPtyPair, type PtyPair } from "./pty.js";
 
 export interface FakeDevice {
   write(data: string | Buffer): Promise<void>;
@@ -68,4 +70,23 @@ export function spawnNode(argv: string[], opts: { cwd?: string; env?: Record<str
     waitForStdout: (re, ms = 10_000) => waitUntil(() => re.test(out), ms, () => `stdout ${re}${desc()}`),
     exited,
   };
+}
+
+export interface PtyRig {
+  /** A temp dir, removed after the test. */
+  dir: string;
+  pair: PtyPair;
+  /** The device, on end b; the code under test uses end a. */
+  device: FakeDevice;
+}
+
+/** A temp dir, a socat pty pair in it and a device on end b, all cleaned up after the test. */
+export async function ptyRig(t: { after(fn: () => unknown): void }): Promise<PtyRig> {
+  const dir = await tempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const pair = await startPtyPair(dir);
+  t.after(pair.stop);
+  const device = await openDevice(pair.b);
+  t.after(device.close);
+  return { dir, pair, device };
 }

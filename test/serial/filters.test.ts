@@ -4,14 +4,12 @@
  */
 import { describe, it, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { readdir, readFile, rm } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { runMonitor, type MonitorSettings, type RunMonitorOptions } from "../../lib/serial/index.js";
 import { MemoryReporter } from "../../lib/core/report.js";
-import { tempDir } from "../helpers/cli.js";
-import { startPtyPair } from "../helpers/pty.js";
-import { openDevice, waitUntil, type FakeDevice } from "../helpers/serial-device.js";
+import { ptyRig, waitUntil, type FakeDevice } from "../helpers/serial-device.js";
 
 class Sink extends Writable {
   chunks: Buffer[] = [];
@@ -35,12 +33,7 @@ interface Setup {
 }
 
 async function setup(t: TestContext): Promise<Setup> {
-  const dir = await tempDir();
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const pair = await startPtyPair(dir);
-  t.after(pair.stop);
-  const device = await openDevice(pair.b);
-  t.after(device.close);
+  const { dir, pair, device } = await ptyRig(t);
   const out = new Sink();
   const reporter = new MemoryReporter();
   const stdin = new PassThrough();

@@ -12,18 +12,13 @@ import { openSerialPort, runMonitor, type ModemLines, type PortOpener } from "..
 import { MemoryReporter } from "../../lib/core/report.js";
 import { tempDir } from "../helpers/cli.js";
 import { startPtyPair } from "../helpers/pty.js";
-import { openDevice, waitUntil } from "../helpers/serial-device.js";
+import { ptyRig, waitUntil } from "../helpers/serial-device.js";
 
 const CTRL_T = "\x14";
 
 describe("interactive monitor", () => {
   it("applies monitor_dtr/monitor_rts on open, toggles them and sends a break from the Ctrl-T menu, quits on Ctrl-]", async (t) => {
-    const dir = await tempDir();
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    const pair = await startPtyPair(dir);
-    t.after(pair.stop);
-    const device = await openDevice(pair.b);
-    t.after(device.close);
+    const { dir, pair, device } = await ptyRig(t);
     const recorded: ModemLines[] = [];
     const opener: PortOpener = async (o) => {
       const real = await openSerialPort(o);

@@ -9,8 +9,12 @@ import assert from "node:assert/strict";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runCli, tempDir, repoRoot } from "../helpers/cli.js";
-import { startPtyPair, type PtyPair } from "../helpers/pty.js";
-import { openDevice, spawnKiln, spawnNode, type FakeDevice } from "../helpers/serial-device.js";
+import { startPtyExec, startPtyPair, type PtyPair } from "../helpers/pty.js";
+import { requireTool } from "../helpers/tools.js";
+import type { FirmwareManifest } from "../../lib/core/manifest.js";
+import { avrBoard, avrUploadSettings } from "../../lib/platforms/atmelavr.js";
+import type { ResolvedEnv } from "../../lib/project/types.js";
+import { openDevice, ptyRig, spawnKiln, spawnNode, type FakeDevice } from "../helpers/serial-device.js";
 
 interface Rig {
   dir: string;
@@ -21,12 +25,7 @@ interface Rig {
 
 /** A pty pair with the device on end b, and a private TMPDIR (so the port lock files are the test's own). */
 async function rig(t: TestContext): Promise<Rig> {
-  const dir = await tempDir();
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const pair = await startPtyPair(dir);
-  t.after(pair.stop);
-  const device = await openDevice(pair.b);
-  t.after(device.close);
+  const { dir, pair, device } = await ptyRig(t);
   return { dir, pair, device, env: { TMPDIR: dir, KILN_HOME: join(dir, "home") } };
 }
 
@@ -197,6 +196,62 @@ describe("upload hand-off between two kiln processes", () => {
     assert.equal((await mon.exited).code, 0, mon.stderr());
     assert.match(mon.stderr(), new RegExp(`released for an upload \\(pid ${up.child.pid}\\)`));
     assert.match(mon.stdout(), /before\n[\s\S]*DONE\n/);
+  });
+
+  it("a real avrdude upload (kiln's uploader, default port services) borrows the port from a running kiln monitor", async (t) => {
+    const avrdude = requireTool("avrdude", "avrdude");
+    const dir = await tempDir();
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const env = { TMPDIR: dir, KILN_HOME: join(dir, "home") };
+    // 512 bytes of firmware as Intel HEX, every byte value.
+    const data = Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 13) % 256));
+    const hex: string[] = [];
+    for (let a = 0; a < data.length; a += 16) {
+      const rec = Buffer.concat([Buffer.from([16, a >> 8, a & 0xff, 0]), data.subarray(a, a + 16)]);
+      const sum = (0x100 - (rec.reduce((x, y) => x + y, 0) & 0xff)) & 0xff;
+      hex.push(`:${Buffer.concat([rec, Buffer.from([sum])]).toString("hex").toUpperCase()}`);
+    }
+    hex.push(":00000001FF");
+    await writeFile(join(dir, "firmware.hex"), `${hex.join("\n")}\n`);
+    const board = avrBoard("uno");
+    const manifest: FirmwareManifest = {
+      schema: 1,
+      env: "uno",
+      platform: "atmelavr",
+      board: { id: board.id, name: board.name, mcu: board.mcu, fCpu: board.fCpu, usbIds: board.usbIds },
+      images: [{ path: "firmware.hex", sha256: "", sizeBytes: 0, format: "hex", role: "flash" }],
+      upload: avrUploadSettings({ name: "uno", upload: { flags: [] } } as unknown as ResolvedEnv, board),
+      tools: { avrdude, "avrdude.conf": "/etc/avrdude.conf" },
+      toolchain: "avr-gcc",
+      builtAt: new Date().toISOString(),
+    };
+    await writeFile(join(dir, "manifest.json"), JSON.stringify(manifest));
+    const image = join(dir, "flash.bin");
+    const pty = await startPtyExec(dir, [process.execPath, join(repoRoot, "test/helpers/fake-optiboot.mjs"), image]);
+    t.after(pty.stop);
+
+    const mon = spawnKiln(["monitor", "--port", pty.path, "-b", "115200", "--timeout", "60"], { cwd: dir, env });
+    t.after(() => mon.child.kill("SIGKILL"));
+    await mon.waitForStderr(STARTED);
+    const script = join(dir, "upload.mjs");
+    await writeFile(
+      script,
+      `const { uploadFirmware } = await import(${JSON.stringify(join(repoRoot, "dist/flash/index.js"))});
+       const { MemoryReporter } = await import(${JSON.stringify(join(repoRoot, "dist/core/report.js"))});
+       const reporter = new MemoryReporter();
+       const r = await uploadFirmware(process.argv[2], { reporter, port: process.argv[3], signal: AbortSignal.timeout(60000) });
+       console.log(reporter.lines.join("\\n"));
+       console.log("uploaded to", r.port);`,
+    );
+    const up = spawnNode([script, join(dir, "manifest.json"), pty.path], { cwd: dir, env });
+    const { code } = await up.exited;
+    assert.equal(code, 0, `upload failed:\n${up.stdout()}\n${up.stderr()}\nmonitor:\n${mon.stderr()}`);
+    assert.match(mon.stderr(), new RegExp(`released for an upload \\(pid ${up.child.pid}\\)`));
+    assert.deepEqual((await readFile(image)).subarray(0, data.length), data);
+    await mon.waitForStderr(/upload finished; monitor reattached to /);
+    assert.equal(mon.child.exitCode, null, "the monitor is still running");
+    mon.child.kill("SIGTERM");
+    await mon.exited;
   });
 
   it("a stale lock (dead pid) is ignored", async (t) => {
