@@ -335,10 +335,18 @@ function convert(files: readonly SketchFile[]): { cpp: string; functions: Sketch
   const { code, text } = mask(combined);
   const { functions, declared, types } = scan(code);
   const origins = lineOrigins(combined);
+  const lineStarts = [0];
+  for (let k = code.indexOf("\n"); k >= 0; k = code.indexOf("\n", k + 1)) lineStarts.push(k + 1);
+  /** 0-based line of an offset (binary search over line starts). */
   const lineOf = (offset: number) => {
-    let n = 0;
-    for (let k = code.indexOf("\n"); k >= 0 && k < offset; k = code.indexOf("\n", k + 1)) n++;
-    return n;
+    let lo = 0;
+    let hi = lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (lineStarts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
   };
 
   const chars = combined.split("");
