@@ -50,6 +50,17 @@ export const ARDUINO_FLAGS = {
 export const DECIMAL_DIG_PROBE = "#include <float.h>\nint kiln_decimal_dig = DECIMAL_DIG;\n";
 export const DECIMAL_DIG_FIX = "-DDECIMAL_DIG=__DECIMAL_DIG__";
 
+/**
+ * Whether C++ compiles need DECIMAL_DIG_FIX: avr-gcc < 7 does (its <float.h>
+ * hides DECIMAL_DIG from C++11), 7 and later do not; a compiler whose
+ * version cannot be read is asked with the probe (debian-avr.md §3).
+ */
+export async function needsDecimalDigFix(versionLine: string, probe: () => Promise<boolean>): Promise<boolean> {
+  const m = /\bgcc\b.*?\s(\d+)\.(\d+)(?:\.\d+)?/i.exec(versionLine);
+  if (m) return Number(m[1]) < 7;
+  return !(await probe());
+}
+
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split(".");
   let node = target;
@@ -262,10 +273,11 @@ export const atmelavrPlatform: PlatformModule = {
     const debug = env.buildType === "debug";
     const opt = (flags: readonly string[]) => (debug ? flags.map((f) => (f === "-Os" ? "-Og" : f)) : [...flags]);
     const defines = boardDefines(m);
-    const identity = `${await ctx.toolVersion(cc)} | arduino-avr flags ${ARDUINO_VERSION}`;
+    const version = await ctx.toolVersion(cc);
+    const identity = `${version} | arduino-avr flags ${ARDUINO_VERSION}`;
 
     const cxxBase = [cxx, ...opt(ARDUINO_FLAGS.cxx), ...defines];
-    const needsDecimalDig = isArduino && !(await ctx.probe(cxxBase, DECIMAL_DIG_PROBE, "cpp"));
+    const needsDecimalDig = isArduino && (await needsDecimalDigFix(version, () => ctx.probe(cxxBase, DECIMAL_DIG_PROBE, "cpp")));
     const cxxQuirks = needsDecimalDig ? [DECIMAL_DIG_FIX] : [];
 
     const core = frameworkDir ? join(frameworkDir, "cores", m.build.core ?? "arduino") : undefined;

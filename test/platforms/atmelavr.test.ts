@@ -39,7 +39,7 @@ function env(over: Partial<ResolvedEnv> = {}): ResolvedEnv {
   } as ResolvedEnv;
 }
 
-async function planFor(e: ResolvedEnv, opts: { probeOk?: boolean; sketch?: boolean; unflags?: string[] } = {}) {
+async function planFor(e: ResolvedEnv, opts: { probeOk?: boolean; sketch?: boolean; unflags?: string[]; version?: string } = {}) {
   const dir = await tempDir();
   await mkdir(join(dir, "src"), { recursive: true });
   if (opts.sketch) await writeFile(join(dir, "src", "Blink.ino"), "void setup(){}\nvoid loop(){}\n");
@@ -60,7 +60,7 @@ async function planFor(e: ResolvedEnv, opts: { probeOk?: boolean; sketch?: boole
       probes.push([...argv, source]);
       return opts.probeOk ?? true;
     },
-    toolVersion: async (tool) => `${tool} (GCC) 7.3.0`,
+    toolVersion: async (tool) => opts.version ?? `${tool} (GCC) 7.3.0`,
   };
   const plan = await atmelavrPlatform.plan(ctx);
   await rm(dir, { recursive: true, force: true });
@@ -124,16 +124,35 @@ describe("atmelavr plan", () => {
     assert.deepEqual(core.recipe.includeDirs, ["/fw/cores/arduino", "/fw/variants/standard"]);
     assert.deepEqual(plan.libraries.storages.slice(-1), ["/fw/libraries"]);
   });
-  it("adds -DDECIMAL_DIG=__DECIMAL_DIG__ to C++ only when the probe fails", async () => {
-    const good = await planFor(env(), { probeOk: true });
+  it("adds -DDECIMAL_DIG=__DECIMAL_DIG__ to C++ for avr-gcc < 7 only", async () => {
+    const gcc7 = await planFor(env(), { version: "avr-gcc (GCC) 7.3.0" });
+    assert.ok(!gcc7.plan.project.recipe.cxx.includes(DECIMAL_DIG_FIX));
+    const gcc5 = await planFor(env(), { version: "avr-gcc (GCC) 5.4.0" });
+    assert.ok(gcc5.plan.project.recipe.cxx.includes(DECIMAL_DIG_FIX));
+    assert.ok(gcc5.plan.groups[0]!.recipe.cxx.includes(DECIMAL_DIG_FIX));
+    assert.ok(!gcc5.plan.project.recipe.c.includes(DECIMAL_DIG_FIX));
+    assert.equal(gcc7.probes.length + gcc5.probes.length, 0, "a known version needs no probe");
+  });
+  it("asks the probe when the compiler's version cannot be read", async () => {
+    const good = await planFor(env(), { probeOk: true, version: "some vendor compiler" });
     assert.ok(!good.plan.project.recipe.cxx.includes(DECIMAL_DIG_FIX));
     assert.equal(good.probes.length, 1);
     assert.equal(good.probes[0]!.at(-1), DECIMAL_DIG_PROBE);
     assert.ok(good.probes[0]!.includes("-std=gnu++11"));
-    const bad = await planFor(env(), { probeOk: false });
+    const bad = await planFor(env(), { probeOk: false, version: "some vendor compiler" });
     assert.ok(bad.plan.project.recipe.cxx.includes(DECIMAL_DIG_FIX));
-    assert.ok(bad.plan.groups[0]!.recipe.cxx.includes(DECIMAL_DIG_FIX));
-    assert.ok(!bad.plan.project.recipe.c.includes(DECIMAL_DIG_FIX));
+  });
+  it("the probe agrees with the version rule on Debian's gcc-avr 5.4", async () => {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { requireTool } = await import("../helpers/tools.js");
+    const gxx = requireTool("avr-g++", "gcc-avr");
+    const dir = await tempDir();
+    await writeFile(join(dir, "p.cpp"), DECIMAL_DIG_PROBE);
+    const compile = (extra: string[]) => promisify(execFile)(gxx, ["-std=gnu++11", "-mmcu=atmega328p", ...extra, "-c", join(dir, "p.cpp"), "-o", join(dir, "p.o")]);
+    await assert.rejects(compile([]), /DECIMAL_DIG/);
+    await compile([DECIMAL_DIG_FIX]);
+    await rm(dir, { recursive: true, force: true });
   });
   it("leonardo gets the USB descriptor defines of build.usb_flags", async () => {
     const { plan } = await planFor(env({ name: "leo", board: "leonardo" }));
