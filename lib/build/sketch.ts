@@ -211,7 +211,9 @@ function functionSignature(code: string, start: number, end: number): Signature 
   const name = m[2]!;
   if (!ret || ret.endsWith("::") || ret.endsWith(".") || ret.endsWith("->")) return undefined;
   if (NOT_FUNCTION_NAMES.has(name) || name === "operator") return undefined;
-  if (/[=(){};,]/.test(ret) || /\boperator\b/.test(ret)) return undefined;
+  // `__attribute__((noinline))` is the only parenthesis a return type may hold.
+  const plainRet = ret.replace(/__attribute__\s*\(\(.*?\)\)/g, "");
+  if (/[=(){};,]/.test(plainRet) || /\boperator\b/.test(ret)) return undefined;
   if (/^(template|typedef|using|namespace|return|else|case|goto|friend)\b/.test(ret)) return undefined;
   if (/^(struct|class|union|enum)\s+\w+$/.test(ret) && /^[A-Z_][A-Z0-9_]*$/.test(name)) return undefined;
   if (!/[A-Za-z_]/.test(ret)) return undefined;

@@ -134,6 +134,10 @@ describe("sketchToCpp", () => {
     assert.deepEqual(protos(src), ["static int counter();", "inline byte *buf(const String &s);", "const char* name(void);"].concat(["void setup();"]));
   });
 
+  it("keeps __attribute__ in return types", () => {
+    assert.deepEqual(protos("void __attribute__((noinline)) slow(int n) {}\nvoid setup() { slow(1); }\n"), ["void __attribute__((noinline)) slow(int n);", "void setup();"]);
+  });
+
   it("a sketch with no functions is returned with only the include added", () => {
     const cpp = one("int x;\n");
     assert.equal(cpp, '#include <Arduino.h>\n#line 1 "/s/Sketch/Sketch.ino"\nint x;\n');
