@@ -58,7 +58,7 @@ results.push(
   ], { runs: RUNS, env }),
 );
 // incremental: one source touched before each run.
-const touched = join(proj, "src", "mod_0.cpp");
+const touched = join(proj, "src", "mod_1.cpp"); // mod_N is C++ when N % 3 != 0
 results.push(
   ...hyperfine("incr", [
     { name: "kiln", cmd: kilnCmd, prepare: `touch ${touched}` },
