@@ -13,6 +13,9 @@ import { MemoryReporter } from "../../lib/core/report.js";
 import { tempDir } from "../helpers/cli.js";
 import { startPtyPair } from "../helpers/pty.js";
 import { ptyRig, waitUntil } from "../helpers/serial-device.js";
+import { spawn } from "node:child_process";
+import { kilnBin, requireTool } from "../helpers/cli.js";
+import { shellQuote } from "../../lib/core/report.js";
 
 const CTRL_T = "\x14";
 
@@ -87,5 +90,26 @@ describe("interactive monitor", () => {
     await waitUntil(() => reporter.lines.some((l) => l.includes("8-N-1")), 5000, () => reporter.lines.join("\n"));
     ac.abort();
     assert.equal((await done).reason, "aborted");
+  });
+
+  it("kiln monitor on a real terminal: raw keyboard to the device, Ctrl-T h help, Ctrl-] quits with exit 0", async (t) => {
+    const scriptTool = requireTool("script", "bsdutils");
+    const { dir, pair, device } = await ptyRig(t);
+    // script(1) runs kiln on a new pty, so stdin is a TTY; keys written to script's stdin reach it raw.
+    const cmd = shellQuote([process.execPath, kilnBin, "monitor", "--port", pair.a, "-b", "115200"]);
+    const child = spawn(scriptTool, ["-qfec", cmd, "/dev/null"], { env: { ...process.env, TMPDIR: dir, NO_COLOR: "1" }, stdio: ["pipe", "pipe", "pipe"] });
+    t.after(() => child.kill("SIGKILL"));
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    const exited = new Promise<number | null>((res) => child.on("close", (c) => res(c)));
+    await waitUntil(() => out.includes("menu: Ctrl-T h"), 10_000, () => out);
+    await device.write("hello from device\r\n");
+    await waitUntil(() => out.includes("hello from device"), 5000, () => out);
+    child.stdin.write("\x14h");
+    await waitUntil(() => out.includes("Ctrl-T d"), 5000, () => out);
+    child.stdin.write("abc\r");
+    await device.waitFor(/abc\r\n$/);
+    child.stdin.write("\x1d");
+    assert.equal(await exited, 0, out);
   });
 });
