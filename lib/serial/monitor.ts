@@ -4,6 +4,7 @@
  * `--timeout`). Received data goes to `stdout`; status lines go to the
  * reporter (stderr), so `kiln monitor > log` captures only the device.
  */
+import { realpath } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import { TextDecoder } from "node:util";
 import { ExitCode, KilnError, UsageError } from "../core/errors.js";
@@ -170,6 +171,10 @@ class MonitorSession {
   private lineBuffer = "";
   private partialTimer: NodeJS.Timeout | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private watching = false;
+  /** What the port path resolved to when it was opened (a re-created pty or device gets a new node). */
+  private openedReal: string | undefined;
   private resolveDone!: (r: MonitorResult) => void;
   private rejectDone!: (e: unknown) => void;
   private readonly stats = { bytesReceived: 0, bytesSent: 0, reconnects: 0, handoffs: 0 };
@@ -231,6 +236,10 @@ class MonitorSession {
       throw e;
     }
     this.attachInput();
+    if (this.openedReal !== undefined) {
+      this.watchTimer = setInterval(() => void this.watchPort(), 500);
+      this.watchTimer.unref();
+    }
     if (opts.timeoutMs !== undefined) {
       this.timeoutTimer = setTimeout(() => {
         if (this.until) {
@@ -259,6 +268,7 @@ class MonitorSession {
       return;
     }
     this.conn = conn;
+    this.openedReal = await realpath(this.opts.port).catch(() => undefined);
     conn.onData((chunk) => {
       if (this.conn !== conn) return;
       this.rxQueue = this.rxQueue.then(() => this.receive(chunk)).catch((e: unknown) => this.fail(e));
@@ -293,6 +303,27 @@ class MonitorSession {
     }
     this.status(`${this.opts.port} disconnected; waiting for it to come back (Ctrl-C to quit)`);
     void this.reconnect("reconnected to");
+  }
+
+  /**
+   * A device node can vanish without the open port reporting it (some USB
+   * drivers; a pty whose master went away between reads): when the path is
+   * gone or now names another node, the port is lost.
+   */
+  private async watchPort(): Promise<void> {
+    const conn = this.conn;
+    if (!conn || this.suspended || this.finished || this.watching) return;
+    this.watching = true;
+    try {
+      const now = await realpath(this.opts.port).catch(() => undefined);
+      if (this.conn !== conn || this.suspended || this.finished) return;
+      if (now !== undefined && now === this.openedReal) return;
+      this.conn = undefined;
+      await conn.close();
+      if (!this.finished && !this.suspended) this.lost(undefined);
+    } finally {
+      this.watching = false;
+    }
   }
 
   /** Reopen the port when it exists again; retries quietly while it is missing, busy or not yet permitted. */
@@ -538,6 +569,7 @@ class MonitorSession {
     this.finished = true;
     clearTimeout(this.timeoutTimer);
     clearTimeout(this.partialTimer);
+    clearInterval(this.watchTimer);
     const input = this.opts.stdin;
     if (input) {
       input.off("data", this.onInput);
