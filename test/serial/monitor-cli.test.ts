@@ -73,6 +73,17 @@ describe("kiln monitor in a pipe (CI)", () => {
     assert.equal((await k3.exited).code, 0, k3.stderr());
   });
 
+  it("--json: received data and the result as NDJSON events", async (t) => {
+    const r = await rig(t);
+    const k = spawnKiln(["monitor", "--json", "--port", r.pair.a, "--until", "OK", "--timeout", "20"], { cwd: r.dir, env: r.env });
+    await k.waitForStdout(STARTED);
+    await r.device.write("hi\r\nOK\r\n");
+    assert.equal((await k.exited).code, 0, k.stderr());
+    const events = k.stdout().trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(events.filter((e) => e.type === "monitor-data").map((e) => e.text).join(""), "hi\nOK\n");
+    assert.deepEqual(events.at(-1), { type: "result", command: "monitor", port: r.pair.a, reason: "until", match: "OK", bytesReceived: 8, bytesSent: 0, reconnects: 0, handoffs: 0 });
+  });
+
   it("sends piped stdin to the device", async (t) => {
     const r = await rig(t);
     const k = spawnKiln(["monitor", "--port", r.pair.a, "--eol", "LF", "--until", "^pong", "--timeout", "20"], { cwd: r.dir, env: r.env });
