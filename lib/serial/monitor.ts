@@ -164,6 +164,7 @@ class MonitorSession {
   private suspended = false;
   private handingOff = false;
   private reconnecting = false;
+  private reconnectSay = "reconnected to";
   private menuPending = false;
   private warnedLines = false;
   private warnedDropped = false;
@@ -328,6 +329,8 @@ class MonitorSession {
 
   /** Reopen the port when it exists again; retries quietly while it is missing, busy or not yet permitted. */
   private async reconnect(say: string): Promise<void> {
+    // A loop already running (the port was lost, then an upload borrowed it) says the latest reason.
+    this.reconnectSay = say;
     if (this.reconnecting) return;
     this.reconnecting = true;
     this.warnedDropped = false;
@@ -339,7 +342,7 @@ class MonitorSession {
             if (this.conn) {
               await this.lock?.refresh();
               this.stats.reconnects++;
-              this.status(`${say} ${this.opts.port}`);
+              this.status(`${this.reconnectSay} ${this.opts.port}`);
               return;
             }
           } catch (e) {
