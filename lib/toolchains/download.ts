@@ -15,7 +15,7 @@ import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { readFile, stat, truncate } from "node:fs/promises";
 import { rootCertificates } from "node:tls";
-import { Transform, type Readable } from "node:stream";
+import { Transform, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { CancelledError, errnoCode } from "../core/errors.js";
@@ -47,6 +47,12 @@ export interface DownloadOptions extends NetworkOptions {
   expected: ExpectedDigest;
   signal?: AbortSignal | undefined;
   onProgress?: ((bytes: number, totalBytes: number | undefined) => void) | undefined;
+  /**
+   * Also receives every byte as it arrives (streaming extraction). Destroyed
+   * when a retry restarts or resumes the download; ended when the body is
+   * complete, before verification.
+   */
+  tap?: Writable | undefined;
   /** Called before each retry with the reason, for the reporter. */
   onRetry?: ((attempt: number, reason: string) => void) | undefined;
 }
@@ -56,6 +62,18 @@ export interface DownloadResult {
   size: number;
   /** Resumed at least once with a range request. */
   resumed: boolean;
+}
+
+/** Pass a chunk on to the tap, waiting while it is full; a destroyed tap is skipped. */
+function feed(tap: Writable | undefined, chunk: Buffer, cb: (e: null, c: Buffer) => void): void {
+  if (!tap || tap.destroyed || tap.writableEnded || tap.write(chunk)) return cb(null, chunk);
+  const done = (): void => {
+    tap.off("drain", done);
+    tap.off("close", done);
+    cb(null, chunk);
+  };
+  tap.on("drain", done);
+  tap.on("close", done);
 }
 
 /** A transient failure: worth another attempt. */
@@ -138,6 +156,7 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (opts.signal?.aborted) throw new CancelledError();
     if (attempt > 0) {
+      opts.tap?.destroy();
       opts.onRetry?.(attempt, lastError?.message ?? "retry");
       await sleep((opts.backoffMs ?? 500) * 2 ** (attempt - 1), opts.signal);
       // What is on disk is the truth: re-hash it so hash and file agree.
@@ -205,13 +224,15 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
           if (limit !== undefined && written > limit) return cb(new SizeMismatchError(opts.url, limit, written));
           sha256.update(chunk);
           opts.onProgress?.(written, total);
-          cb(null, chunk);
+          if (attempt > 0) cb(null, chunk);
+          else feed(opts.tap, chunk, cb);
         },
       });
       await pipeline(request as unknown as Readable, counter, createWriteStream(opts.dest, { flags: append ? "a" : "w" }));
       clearTimeout(idle);
       if (length !== undefined && total !== undefined && written < total) throw new RetryableError(`connection closed after ${written} of ${total} bytes`);
       if (limit !== undefined && written < limit) throw new RetryableError(`body ended after ${written} of ${limit} bytes`);
+      if (attempt === 0) opts.tap?.end();
       return verify(opts, sha256.digest("hex"), written, resumed);
     } catch (e) {
       clearTimeout(idle);
@@ -219,6 +240,7 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
       if (e instanceof DownloadError || e instanceof SizeMismatchError || e instanceof CancelledError) throw e;
       const code = errnoCode(e) ?? errnoCode((e as { cause?: unknown }).cause);
       if (code === "ENOSPC" || code === "EDQUOT" || code === "EACCES" || code === "EROFS") throw e;
+      if ((e as Error).name === "TimeoutError") e = new RetryableError(`no data for ${idleMs} ms (inactivity timeout: ${(e as Error).message})`);
       const transient = e instanceof RetryableError || (code !== undefined && TRANSIENT.has(code)) || (e as Error).name === "TimeoutError" || (e as Error).name === "ReadError";
       if (!transient) throw new DownloadError(opts.url, (e as Error).message, { cause: e });
       lastError = e as Error;
@@ -237,11 +259,12 @@ async function copyLocal(opts: DownloadOptions, file: string): Promise<DownloadR
       size += chunk.length;
       sha256.update(chunk);
       opts.onProgress?.(size, opts.expected.size);
-      cb(null, chunk);
+      feed(opts.tap, chunk, cb);
     },
   });
   try {
     await pipeline(createReadStream(file), counter, createWriteStream(opts.dest), { signal: opts.signal });
+    opts.tap?.end();
   } catch (e) {
     if (opts.signal?.aborted) throw new CancelledError();
     if (errnoCode(e) === "ENOENT" || errnoCode(e) === "EISDIR") throw new DownloadError(opts.url, `${file}: ${errnoCode(e) === "ENOENT" ? "no such file" : "is a directory"}`);

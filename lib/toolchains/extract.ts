@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { link, lstat, mkdir, open, readdir, readlink, rm, symlink } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
-import { Readable, Transform, type Duplex } from "node:stream";
+import { PassThrough, Readable, Transform, Writable, type Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { CancelledError, errnoCode } from "../core/errors.js";
@@ -57,19 +57,23 @@ export interface ExtractResult {
 export const DEFAULT_MAX_BYTES = 8 * 1024 ** 3;
 
 /** Identify the format from magic bytes; a file name can lie. */
+/** Identify the format from magic bytes; a file name can lie. */
+export function sniffBuffer(b: Buffer): ArchiveFormat | undefined {
+  if (b[0] === 0x1f && b[1] === 0x8b) return "tar.gz";
+  if (b.subarray(0, 3).toString("latin1") === "BZh") return "tar.bz2";
+  if (b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return "tar.xz";
+  if (b.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return "tar.zst";
+  if (b[0] === 0x50 && b[1] === 0x4b && (b[2] === 3 || b[2] === 5) && (b[3] === 4 || b[3] === 6)) return "zip";
+  if (b.length >= 262 && b.subarray(257, 262).toString("latin1") === "ustar") return "tar";
+  return undefined;
+}
+
 export async function sniffFormat(file: string): Promise<ArchiveFormat | undefined> {
   const fh = await open(file, "r");
   try {
     const buf = Buffer.alloc(512);
     const { bytesRead } = await fh.read(buf, 0, 512, 0);
-    const b = buf.subarray(0, bytesRead);
-    if (b[0] === 0x1f && b[1] === 0x8b) return "tar.gz";
-    if (b.subarray(0, 3).toString("latin1") === "BZh") return "tar.bz2";
-    if (b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return "tar.xz";
-    if (b.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return "tar.zst";
-    if (b[0] === 0x50 && b[1] === 0x4b && (b[2] === 3 || b[2] === 5) && (b[3] === 4 || b[3] === 6)) return "zip";
-    if (bytesRead >= 262 && b.subarray(257, 262).toString("latin1") === "ustar") return "tar";
-    return undefined;
+    return sniffBuffer(buf.subarray(0, bytesRead));
   } finally {
     await fh.close();
   }
@@ -247,9 +251,9 @@ class Writer {
   }
 }
 
-async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer): Promise<void> {
+async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer, input?: Readable): Promise<void> {
   const { Parser } = await import("tar");
-  let source: Readable = createReadStream(opts.archive, { highWaterMark: 1024 * 1024 });
+  let source: Readable = input ?? createReadStream(opts.archive, { highWaterMark: 1024 * 1024 });
   if (format === "tar.xz") {
     const xz = (await import("xz-decompress")) as unknown as { XzReadableStream?: typeof import("xz-decompress").XzReadableStream; default?: { XzReadableStream: typeof import("xz-decompress").XzReadableStream } };
     const XzReadableStream = xz.XzReadableStream ?? xz.default!.XzReadableStream;
@@ -259,14 +263,23 @@ async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer
   let failure: unknown;
   let chain: Promise<void> = Promise.resolve();
   const parser = new Parser({ strict: true });
+  let current: { destroy(e?: unknown): void; on(ev: "error", fn: () => void): void } | undefined;
+  let failing = false;
   const fail = (e: unknown): void => {
     failure ??= e;
+    if (failing) return;
+    failing = true;
+    // End the entry being written, or its file write would wait forever.
+    current?.on("error", () => {});
+    current?.destroy(e instanceof Error ? e : new Error(String(e)));
     source.destroy();
     dec?.destroy();
     parser.abort(e instanceof Error ? e : new Error(String(e)));
   };
   parser.on("entry", (entry) => {
     const handle = async (): Promise<void> => {
+      if (failing) return void entry.resume();
+      current = entry as unknown as typeof current;
       const raw = entry.path;
       try {
         const rel = w.checkPath(raw);
@@ -302,19 +315,29 @@ async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer
     // (the parser waits for the entry's stream to be consumed).
     chain = chain.then(handle);
   });
-  await new Promise<void>((resolve, reject) => {
+  // A streamed input abandoned while tar was still loading emitted its error to nobody.
+  if (input?.destroyed) throw input.errored ?? new Error("input closed before unpacking started");
+  const done = new Promise<void>((resolve, reject) => {
     parser.on("error", (e: unknown) => {
-      failure ??= e;
+      fail(e);
       reject(failure);
     });
     parser.on("end", () => resolve());
     parser.on("abort", () => reject(failure));
-    source.on("error", (e) => reject((failure ??= e)));
-    dec?.on("error", (e) => reject((failure ??= e)));
+    source.on("error", (e) => {
+      fail(e);
+      reject(failure);
+    });
+    dec?.on("error", (e) => {
+      fail(e);
+      reject(failure);
+    });
     opts.signal?.addEventListener("abort", () => fail(new CancelledError()), { once: true });
     (dec ? source.pipe(dec) : source).pipe(parser as unknown as NodeJS.WritableStream);
   });
-  await chain;
+  // Settle every file write before returning, so the caller can delete the dir.
+  await done.catch(() => undefined);
+  await chain.catch(() => undefined);
   if (failure) throw failure;
 }
 
@@ -385,12 +408,12 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
     if (format === "zip") await extractZip(opts, w);
     else await extractTar(opts, format, w);
   } catch (e) {
-    if (e instanceof UnsafeArchiveError || e instanceof CancelledError) throw e;
-    const code = errnoCode(e);
-    if (code === "ENOSPC" || code === "EDQUOT" || code === "EACCES" || code === "EROFS" || code === "EMFILE") throw e;
-    if (code === "ABORT_ERR") throw new CancelledError();
-    throw new UnsupportedArchiveError(opts.label, `damaged ${format} archive (${(e as Error).message})`);
+    throw classify(e, format, opts);
   }
+  return finish(opts, format, w);
+}
+
+async function finish(opts: ExtractOptions, format: ArchiveFormat, w: Writer): Promise<ExtractResult> {
   const top = [...w.tops];
   let root: string | undefined;
   if (top.length === 1) {
@@ -400,6 +423,77 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
   }
   const files = root ? w.files.map((f) => ({ ...f, path: f.path.slice(root.length + 1) })) : w.files;
   return { format, root, files, unpackedBytes: w.unpackedBytes };
+}
+
+
+function classify(e: unknown, format: ArchiveFormat, opts: ExtractOptions): unknown {
+  if (e instanceof UnsafeArchiveError || e instanceof CancelledError) return e;
+  const code = errnoCode(e);
+  if (code === "ENOSPC" || code === "EDQUOT" || code === "EACCES" || code === "EROFS" || code === "EMFILE") return e;
+  if (code === "ABORT_ERR") return new CancelledError();
+  return new UnsupportedArchiveError(opts.label, `damaged ${format} archive (${(e as Error).message})`);
+}
+
+/**
+ * Unpack a tar archive while it downloads, like `curl | tar -x`, into a temp
+ * dir that is used only if the download then verifies. Write the downloaded
+ * bytes to `sink`; `result` resolves to undefined when the archive cannot be
+ * streamed (zip needs random access, unknown format) or the sink was
+ * destroyed (a retry restarted the download): the caller then unpacks the
+ * verified file with extractArchive.
+ */
+export function streamingExtractor(opts: ExtractOptions): { sink: Writable; result: Promise<ExtractResult | undefined> } {
+  const pass = new PassThrough({ highWaterMark: 1024 * 1024 });
+  // Its errors reach the extraction through extractTar's own listener; unstreamed, nobody cares.
+  pass.on("error", () => {});
+  let started: Promise<ExtractResult | undefined> | undefined;
+  let resolveFirst: (p: Promise<ExtractResult | undefined>) => void = () => {};
+  const first = new Promise<Promise<ExtractResult | undefined>>((r) => (resolveFirst = r));
+  const sink = new Writable({
+    highWaterMark: 1024 * 1024,
+    // Finishing must not destroy the sink: that would abort the extraction still reading `pass`.
+    autoDestroy: false,
+    write(chunk: Buffer, _enc, cb) {
+      if (!started) {
+        const format = sniffBuffer(chunk);
+        if (!format || format === "zip") {
+          started = Promise.resolve(undefined);
+          resolveFirst(started);
+          return cb();
+        }
+        const w = new Writer(opts);
+        started = extractTar(opts, format, w, pass).then(
+          () => finish(opts, format, w),
+          (e: unknown) => {
+            if (aborted) return undefined;
+            throw classify(e, format, opts);
+          },
+        );
+        started.catch(() => pass.resume());
+        resolveFirst(started);
+      }
+      if (pass.destroyed || pass.writableEnded) return cb();
+      if (pass.write(chunk)) cb();
+      else pass.once("drain", () => cb());
+    },
+    final(cb) {
+      pass.end();
+      if (!started) resolveFirst(Promise.resolve(undefined));
+      cb();
+    },
+    destroy(err, cb) {
+      aborted = true;
+      // With an error, so the extraction reading `pass` settles instead of waiting forever.
+      pass.destroy(err ?? new Error("download restarted or abandoned"));
+      if (!started) resolveFirst(Promise.resolve(undefined));
+      cb(null);
+    },
+  });
+  let aborted = false;
+  const result = first.then((p) => p);
+  // The caller awaits `result` only after the download; until then a failure must not count as unhandled.
+  result.catch(() => {});
+  return { sink, result };
 }
 
 /**

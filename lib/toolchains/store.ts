@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { CancelledError, errnoCode } from "../core/errors.js";
 import { download, type ExpectedDigest, type NetworkOptions } from "./download.js";
 import { StoreWriteError } from "./errors.js";
-import { extractArchive, copyTree, type FileRecord } from "./extract.js";
+import { extractArchive, copyTree, streamingExtractor, type FileRecord } from "./extract.js";
 import { acquireLock } from "./lock.js";
 import { contentDir, entryDir, entryInstalled, metaFile, refFile, type StorePaths } from "./paths.js";
 
@@ -153,16 +153,33 @@ export async function installArchive(paths: StorePaths, spec: InstallSpec, net: 
     tmp = await makeTmp(paths, `${spec.name}@${spec.version}`);
     progress.onStart?.(spec);
     const archive = join(tmp, "archive");
-    const got = await download({ ...net, url: spec.url, dest: archive, expected: spec.expected, signal: net.signal, onProgress: progress.onBytes, onRetry: progress.onRetry });
+    const unpacked = join(tmp, "unpacked");
+    await mkdir(unpacked);
+    const xopts = { archive, dest: unpacked, label: spec.url, maxBytes: net.maxUnpackedBytes, signal: net.signal };
+    // Unpack while downloading (into tmp/, trusted only once the sha256 checks out).
+    const streaming = streamingExtractor(xopts);
+    let got;
+    try {
+      got = await download({ ...net, url: spec.url, dest: archive, expected: spec.expected, signal: net.signal, onProgress: progress.onBytes, onRetry: progress.onRetry, tap: streaming.sink });
+    } catch (e) {
+      streaming.sink.destroy();
+      await streaming.result.catch(() => undefined);
+      throw e;
+    }
     const key = got.sha256;
     if (await entryInstalled(paths, key)) {
+      streaming.sink.destroy();
+      await streaming.result.catch(() => undefined);
       await writeRef(paths, spec, key);
       return { key, dir: contentDir(paths, key), downloaded: true, sha256: key, size: got.size };
     }
     progress.onPhase?.("extract");
-    const unpacked = join(tmp, "unpacked");
-    await mkdir(unpacked);
-    const x = await extractArchive({ archive, dest: unpacked, label: spec.url, maxBytes: net.maxUnpackedBytes, signal: net.signal });
+    let x = await streaming.result;
+    if (!x) {
+      await rm(unpacked, { recursive: true, force: true });
+      await mkdir(unpacked);
+      x = await extractArchive(xopts);
+    }
     await rm(archive, { force: true });
     const staging = join(tmp, "entry");
     await mkdir(staging);

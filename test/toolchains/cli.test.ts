@@ -62,12 +62,12 @@ describe("kiln pkg (CLI)", () => {
     assert.match(offline.stderr, /tool-avrdude/);
   });
 
-  it("SIGKILL mid-extract leaves no store entry; the next run cleans up and succeeds", async () => {
+  it("SIGKILL mid-download-and-extract leaves no store entry; the next run cleans up and succeeds", async () => {
     const tree: Tree = {};
     for (let i = 0; i < 1500; i++) tree[`lib/f${i}.txt`] = randomBytes(12_000).toString("base64");
     const s = await server;
     const body = await makeArchive("tar.gz", tree, "big");
-    s.routes.set("/big.tgz", { body });
+    s.routes.set("/big.tgz", { body, mode: "slow" });
     const avrdude = await serve("/k-avrdude.tgz", { "bin/avrdude": "y" }, "avrdude");
     const p = await project({ gcc: `${s.url}/big.tgz#sha256=${sha256(body)}`, avrdude });
     const child = spawn(process.execPath, [kilnBin, "pkg", "install", "-d", p.dir, "--json"], { env: { ...process.env, KILN_HOME: p.home, CI: "1" }, stdio: ["ignore", "pipe", "pipe"] });
@@ -75,9 +75,8 @@ describe("kiln pkg (CLI)", () => {
     const killed = await new Promise<boolean>((resolve) => {
       child.stdout.setEncoding("utf8").on("data", (d: string) => {
         out += d;
-        if (/"phase":"extract"/.test(out) && !child.killed) {
-          setTimeout(() => child.kill("SIGKILL"), 30);
-        }
+        // Unpacking streams alongside the download: 300 ms in, both are under way.
+        if (/"phase":"start"/.test(out) && !child.killed) setTimeout(() => child.kill("SIGKILL"), 300);
       });
       child.on("close", (_c, sig) => resolve(sig === "SIGKILL"));
     });

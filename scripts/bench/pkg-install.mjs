@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// Package install: kiln vs `curl -s URL | tar -xz` on a ~100 MB .tar.gz from a loopback server.
+//
+//   npm run build && node scripts/bench/pkg-install.mjs [--runs N] [--mb 100]
+//
+// Both fetch the same archive from the same node:http server on 127.0.0.1. kiln does more work
+// (hashes every byte twice: the archive's sha256 while downloading, each file's sha256 while
+// unpacking; writes the archive to a temp file and verifies it before unpacking), so the target
+// is ≤ 1.3× curl|tar, with kiln's peak RSS < 100 MB (streaming, never buffering the archive).
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as tar from "tar";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const kiln = join(root, "bin", "kiln.js");
+const arg = (name, def) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const runs = arg("--runs", 5);
+const mb = arg("--mb", 100);
+for (const t of ["curl", "tar"]) execFileSync("sh", ["-c", `command -v ${t}`], { stdio: "ignore" });
+if (!statSync("/usr/bin/time", { throwIfNoEntry: false })) throw new Error("needs GNU time (apt-get install time)");
+
+const work = mkdtempSync(join(tmpdir(), "kiln-bench-pkg-"));
+const src = join(work, "src", "toolchain");
+const fileBytes = 64 * 1024;
+const count = Math.round((mb * 1024 * 1024) / fileBytes);
+for (let i = 0; i < count; i++) {
+  const d = join(src, `lib/d${i % 40}`);
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, `f${i}.o`), randomBytes(fileBytes));
+}
+const archive = join(work, "toolchain.tar.gz");
+await tar.create({ cwd: join(work, "src"), file: archive, gzip: true, portable: true }, ["toolchain"]);
+const size = statSync(archive).size;
+const sha = createHash("sha256");
+for await (const c of createReadStream(archive)) sha.update(c);
+const sha256 = sha.digest("hex");
+const small = join(work, "avrdude.tar.gz");
+mkdirSync(join(work, "s", "avrdude", "bin"), { recursive: true });
+writeFileSync(join(work, "s", "avrdude", "bin", "avrdude"), "x");
+await tar.create({ cwd: join(work, "s"), file: small, gzip: true }, ["avrdude"]);
+const smallSha = createHash("sha256").update((await import("node:fs")).readFileSync(small)).digest("hex");
+
+const server = createServer((req, res) => {
+  const file = req.url === "/toolchain.tar.gz" ? archive : small;
+  res.writeHead(200, { "content-length": statSync(file).size, "accept-ranges": "bytes" });
+  createReadStream(file).pipe(res);
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const base = `http://127.0.0.1:${server.address().port}`;
+const project = join(work, "project");
+mkdirSync(project);
+writeFileSync(
+  join(project, "platformio.ini"),
+  `[env:uno]\nplatform = atmelavr\nboard = uno\nplatform_packages =\n  toolchain-atmelavr @ ${base}/toolchain.tar.gz#sha256=${sha256}\n  tool-avrdude @ ${base}/avrdude.tar.gz#sha256=${smallSha}\n`,
+);
+
+// The server lives in this process, so the measured commands run async (spawnSync would block it).
+function timed(argv, env) {
+  return new Promise((resolve, reject) => {
+    const child = (await_spawn)("/usr/bin/time", ["-f", "%e %M", ...argv], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    child.on("close", (code) => {
+      const last = err.trim().split("\n").at(-1).split(" ");
+      if (code !== 0) return reject(new Error(`${argv.join(" ")} failed (${code}):\n${err}`));
+      resolve({ ms: Number(last[0]) * 1000, rssKb: Number(last[1]) });
+    });
+  });
+}
+const { spawn: await_spawn } = await import("node:child_process");
+
+const rows = { kiln: [], curl: [] };
+for (let i = 0; i < runs; i++) {
+  const home = join(work, `home${i}`);
+  rows.kiln.push(await timed([process.execPath, kiln, "pkg", "install", "-d", project], { KILN_HOME: home, CI: "1" }));
+  const out = join(work, `curl${i}`);
+  mkdirSync(out);
+  rows.curl.push(await timed(["sh", "-c", `curl -s ${base}/toolchain.tar.gz | tar -xz -C ${out}`], {}));
+  rmSync(home, { recursive: true, force: true });
+  rmSync(out, { recursive: true, force: true });
+}
+server.close();
+rmSync(work, { recursive: true, force: true });
+
+const med = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+};
+const k = med(rows.kiln.map((r) => r.ms));
+const c = med(rows.curl.map((r) => r.ms));
+const rss = Math.max(...rows.kiln.map((r) => r.rssKb)) / 1024;
+console.log(`\narchive: ${(size / 1048576).toFixed(1)} MB .tar.gz, ${count} files, ${mb} MB unpacked; ${runs} runs each, node ${process.version}\n`);
+console.log("| Tool | Median ms | Min–max ms | Peak RSS MB |");
+console.log("|---|---:|---:|---:|");
+for (const [name, r] of Object.entries(rows)) {
+  const ms = r.map((x) => x.ms);
+  console.log(`| ${name === "kiln" ? "kiln pkg install" : "curl -s URL \\| tar -xz"} | ${med(ms).toFixed(0)} | ${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} | ${(Math.max(...r.map((x) => x.rssKb)) / 1024).toFixed(0)} |`);
+}
+console.log(`\nkiln / curl|tar = ${(k / c).toFixed(2)}× (target ≤ 1.3×); kiln peak RSS ${rss.toFixed(0)} MB (target < 100 MB)`);
+void spawnSync;
