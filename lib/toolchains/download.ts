@@ -234,13 +234,13 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
       if (limit !== undefined && written < limit) throw new RetryableError(`body ended after ${written} of ${limit} bytes`);
       if (attempt === 0) opts.tap?.end();
       return verify(opts, sha256.digest("hex"), written, resumed);
-    } catch (e) {
+    } catch (caught) {
       clearTimeout(idle);
       if (opts.signal?.aborted) throw new CancelledError();
-      if (e instanceof DownloadError || e instanceof SizeMismatchError || e instanceof CancelledError) throw e;
+      if (caught instanceof DownloadError || caught instanceof SizeMismatchError || caught instanceof ChecksumMismatchError || caught instanceof CancelledError) throw caught;
+      const e = (caught as Error).name === "TimeoutError" ? new RetryableError(`no data for ${idleMs} ms (inactivity timeout: ${(caught as Error).message})`) : caught;
       const code = errnoCode(e) ?? errnoCode((e as { cause?: unknown }).cause);
       if (code === "ENOSPC" || code === "EDQUOT" || code === "EACCES" || code === "EROFS") throw e;
-      if ((e as Error).name === "TimeoutError") e = new RetryableError(`no data for ${idleMs} ms (inactivity timeout: ${(e as Error).message})`);
       const transient = e instanceof RetryableError || (code !== undefined && TRANSIENT.has(code)) || (e as Error).name === "TimeoutError" || (e as Error).name === "ReadError";
       if (!transient) throw new DownloadError(opts.url, (e as Error).message, { cause: e });
       lastError = e as Error;
