@@ -10,11 +10,10 @@
  * strip it); the caller renames it into place.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { link, lstat, mkdir, open, readdir, readlink, rm, symlink } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
 import { PassThrough, Readable, Transform, Writable, type Duplex } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { CancelledError, errnoCode } from "../core/errors.js";
 import { UnsafeArchiveError, UnsupportedArchiveError } from "./errors.js";
@@ -126,6 +125,7 @@ class Writer {
   readonly tops = new Set<string>();
   private readonly links = new Set<string>();
   private readonly written = new Map<string, FileRecord>();
+  private readonly madeDirs = new Set<string>();
   private bytes = 0;
   private entries = 0;
   private readonly maxBytes: number;
@@ -178,11 +178,15 @@ class Writer {
       if (i >= 0) this.files.splice(i, 1);
       this.written.delete(rel);
     }
-    await mkdir(dirname(abs), { recursive: true });
+    const parent = dirname(abs);
+    if (!this.madeDirs.has(parent)) {
+      await mkdir(parent, { recursive: true });
+      this.madeDirs.add(parent);
+    }
     return abs;
   }
 
-  async file(rel: string, mode: number, declaredSize: number, body: Readable | AsyncIterable<Buffer>): Promise<void> {
+  async file(rel: string, mode: number, declaredSize: number, body: AsyncIterable<Buffer>): Promise<void> {
     this.count(rel, declaredSize);
     const abs = await this.replace(rel);
     const hash = createHash("sha256");
@@ -192,25 +196,35 @@ class Writer {
       this.bytes += n;
       return this.bytes > this.maxBytes ? new UnsafeArchiveError(this.opts.label, rel, `takes the unpacked size over the cap of ${this.maxBytes} bytes`) : undefined;
     };
-    await pipeline(
-      body,
-      new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          const before = size;
-          size += chunk.length;
-          // Declared sizes were counted up front; count what a lying header adds.
-          if (size > declaredSize) {
-            const err = overflow(size - Math.max(before, declaredSize));
-            if (err) return cb(err);
-          }
-          hash.update(chunk);
-          cb(null, chunk);
-        },
-      }),
-      // 'wx' = O_CREAT|O_EXCL: never follows a link planted at this path.
-      createWriteStream(abs, { flags: "wx", mode: perm, highWaterMark: 256 * 1024 }),
-      { signal: this.opts.signal },
-    );
+    // Plain writes rather than a stream pipeline per file: toolchains have thousands of small files,
+    // and per-file stream objects cost more than the writes. 'wx' = O_CREAT|O_EXCL: never follows a
+    // link planted at this path.
+    const fh = await open(abs, "wx", perm);
+    try {
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      for await (const chunk of body) {
+        if (this.opts.signal?.aborted) throw new CancelledError();
+        const before = size;
+        size += chunk.length;
+        // Declared sizes were counted up front; count what a lying header adds.
+        if (size > declaredSize) {
+          const err = overflow(size - Math.max(before, declaredSize));
+          if (err) throw err;
+        }
+        hash.update(chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= 1024 * 1024) {
+          await fh.writev(pending);
+          pending = [];
+          pendingBytes = 0;
+        }
+      }
+      if (pending.length) await fh.writev(pending);
+    } finally {
+      await fh.close();
+    }
     const rec: FileRecord = { path: rel, type: "file", size, mode: perm, sha256: hash.digest("hex") };
     this.files.push(rec);
     this.written.set(rel, rec);
@@ -292,7 +306,7 @@ async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer
           case "OldFile":
           case "ContiguousFile":
             if (!rel) return void entry.resume();
-            return await w.file(rel, entry.mode ?? 0o644, entry.size, iterate(entry as unknown as AsyncIterable<Buffer>));
+            return await w.file(rel, entry.mode ?? 0o644, entry.size, entry as unknown as AsyncIterable<Buffer>);
           case "SymbolicLink":
             entry.resume();
             return await w.symlink(rel, entry.linkpath ?? "");
@@ -339,11 +353,6 @@ async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer
   await done.catch(() => undefined);
   await chain.catch(() => undefined);
   if (failure) throw failure;
-}
-
-/** A tar entry (a Minipass) as a plain async iterable, so pipeline treats it as one. */
-async function* iterate(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  for await (const chunk of source) yield chunk;
 }
 
 async function extractZip(opts: ExtractOptions, w: Writer): Promise<void> {
