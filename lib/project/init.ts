@@ -5,7 +5,13 @@
 import { mkdir, open } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { errnoCode, ExitCode, KilnError } from "../core/errors.js";
-import type { BoardDefinition } from "../platforms/types.js";
+
+/** What init needs to know of a board (a InitBoard fits). */
+export interface InitBoard {
+  id: string;
+  platform: string;
+  frameworks: string[];
+}
 
 export interface InitResult {
   dir: string;
@@ -14,7 +20,7 @@ export interface InitResult {
 }
 
 /** The files of a new project for `board`, by path relative to the project. */
-export function projectFiles(board: BoardDefinition): Record<string, string> {
+export function projectFiles(board: InitBoard): Record<string, string> {
   const framework = board.frameworks.includes("arduino") ? "arduino" : board.frameworks[0];
   return {
     "platformio.ini": [
@@ -50,7 +56,7 @@ export function projectFiles(board: BoardDefinition): Record<string, string> {
 }
 
 /** Write a new project into `dir`. Throws KILN_INIT_EXISTS (exit 2) naming the files that already exist. */
-export async function initProject(dir: string, board: BoardDefinition): Promise<InitResult> {
+export async function initProject(dir: string, board: InitBoard): Promise<InitResult> {
   const files = projectFiles(board);
   const existing: string[] = [];
   const handles = [];

@@ -71,7 +71,10 @@ async function simavrLines(elf: string, mcu: string, until: string, seconds = 5)
     const timer = setTimeout(res, seconds * 1000);
     child.stderr.setEncoding("utf8").on("data", (d: string) => {
       err += d;
-      if (lines().some((l) => l.includes(until))) (clearTimeout(timer), res());
+      if (lines().some((l) => l.includes(until))) {
+        clearTimeout(timer);
+        res();
+      }
     });
   });
   child.kill("SIGKILL");
