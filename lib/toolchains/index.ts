@@ -65,6 +65,11 @@ async function lockEnv(opts: EnsurePackagesOptions, paths: StorePaths, items: Ma
   const wanted = new Map<string, boolean | undefined>();
   for (const r of opts.requests) wanted.set(r.name, r.forUpload);
   for (const name of items.keys()) if (!wanted.has(name)) wanted.set(name, false);
+  // A build may leave out the uploaders (kiln build vs kiln upload): keep their pins, so the lock
+  // does not churn between the two.
+  if (!opts.includeUpload && prev?.platform === opts.platform) {
+    for (const [name, p] of Object.entries(prev.packages)) if (p.forUpload && !wanted.has(name)) wanted.set(name, true);
+  }
   const sourceOf = (name: string): string => (items.has(name) ? `platform_packages:${items.get(name)!.raw.trim()}` : `catalog:${opts.platform}`);
 
   const upToDate =

@@ -43,6 +43,10 @@ describe("ensurePackages", () => {
     assert.equal(gcc.archives["linux-x64"].url, "https://downloads.arduino.cc/tools/avr-gcc-7.3.0-atmel3.6.1-arduino7-x86_64-pc-linux-gnu.tar.bz2");
     assert.equal(gcc.archives["linux-x64"].sha256, "bd8c37f6952a2130ac9ee32c53f6a660feb79bee8353c8e289eb60fdcefed91e");
     assert.equal(lock.envs.uno.packages["tool-avrdude"].version, "8.0.0-arduino1");
+    // A build that leaves out the uploaders keeps their pins (no churn between build and upload).
+    const before = await readFile(t.lockFile, "utf8");
+    await assert.rejects(ensurePackages({ platform: "atmelavr", envName: "uno", requests: AVR.slice(0, 2), platformPackages: [], lockFile: t.lockFile, settings: t.settings, reporter: t.reporter, offline: true, frozenLockfile: true }), OfflineError);
+    assert.equal(await readFile(t.lockFile, "utf8"), before);
     // With includeUpload, avrdude is missing too.
     await assert.rejects(ensurePackages({ platform: "atmelavr", envName: "uno", requests: AVR, platformPackages: [], lockFile: t.lockFile, settings: t.settings, reporter: t.reporter, offline: true, includeUpload: true }), /tool-avrdude@8\.0\.0-arduino1/);
   });
