@@ -92,6 +92,12 @@ const MAP = [
 /** SRAM by MCU, for boards.txt entries that omit maximum_data_size. */
 const RAM = { attiny85: 512, atmega32u4: 2560, atmega328p: 2048, atmega168: 1024, atmega8: 1024, atmega2560: 8192, atmega1280: 8192 };
 
+/** boards.txt build.extra_flags other than the USB descriptor flags (kiln adds those itself), with {build.x} expanded. */
+function boardExtraFlags(p) {
+  const raw = (p["build.extra_flags"] ?? "").replace("{build.usb_flags}", "").trim();
+  return raw ? [raw.replace(/\{(build\.[\w.]+)\}/g, (_, k) => p[k] ?? "")] : [];
+}
+
 const unquote = (s) => (s ?? "").replace(/^"(.*)"$/, "$1");
 const hex4 = (s) => `0x${s.replace(/^0x/i, "").toUpperCase().padStart(4, "0")}`;
 
@@ -121,7 +127,7 @@ for (const [id, txtId, cpu] of MAP) {
   const fromTxt = {
     build: {
       core: p["build.core"] ?? "arduino",
-      extra_flags: `-DARDUINO_${p["build.board"]}`,
+      extra_flags: [`-DARDUINO_${p["build.board"]}`, ...boardExtraFlags(p)].join(" "),
       f_cpu: p["build.f_cpu"],
       ...(hwids.length ? { hwids } : {}),
       mcu: p["build.mcu"],

@@ -43,6 +43,16 @@ export const ARDUINO_FLAGS = {
 } as const;
 
 /**
+ * The link flags. For the ATmega2560 arduino-builder links with
+ * `-Wl,--gc-sections,--relax` (its own addition, not in platform.txt; seen
+ * in its `-verbose` link line); kiln does the same so Mega firmware has the
+ * IDE's size.
+ */
+export function linkFlags(mcu: string): string[] {
+  return ARDUINO_FLAGS.link.map((f) => (f === "-Wl,--gc-sections" && mcu === "atmega2560" ? "-Wl,--gc-sections,--relax" : f));
+}
+
+/**
  * gcc-avr 5.4's <float.h> defines DECIMAL_DIG only for C99+, not C++11, and
  * Arduino AVR 1.8.7's WString.cpp uses it (debian-avr.md §3). Compiled as
  * C++ with the sketch flags, this snippet fails exactly when the define is needed.
@@ -347,7 +357,7 @@ export const atmelavrPlatform: PlatformModule = {
         output: elf,
         argv: (objects, archives, tmpOutput) => keep([
           cc,
-          ...opt(ARDUINO_FLAGS.link),
+          ...linkFlags(board.mcu).map((f) => (debug && f === "-Os" ? "-Og" : f)),
           `-mmcu=${board.mcu}`,
           ...common.link,
           "-o",

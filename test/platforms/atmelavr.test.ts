@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { emptyFlags } from "../../lib/project/flags.js";
 import type { Project, ResolvedEnv } from "../../lib/project/types.js";
 import type { PlanContext } from "../../lib/platforms/types.js";
-import { atmelavrPlatform, avrBoard, avrBoardIds, DECIMAL_DIG_FIX, DECIMAL_DIG_PROBE, parseAvrSize } from "../../lib/platforms/atmelavr.js";
+import { atmelavrPlatform, avrBoard, avrBoardIds, DECIMAL_DIG_FIX, DECIMAL_DIG_PROBE, linkFlags, parseAvrSize } from "../../lib/platforms/atmelavr.js";
 import { getPlatform } from "../../lib/platforms/index.js";
 import { tempDir } from "../helpers/cli.js";
 
@@ -160,6 +160,15 @@ describe("atmelavr plan", () => {
     for (const f of ["-mmcu=atmega32u4", "-DARDUINO_AVR_LEONARDO", "-DUSB_VID=0x2341", "-DUSB_PID=0x8036", '-DUSB_PRODUCT="Arduino Leonardo"', '-DUSB_MANUFACTURER="Unknown"']) assert.ok(cxx.includes(f), f);
     assert.equal(plan.upload!.use1200bpsTouch, true);
     assert.equal(plan.upload!.boardProtocol, "avr109");
+  });
+  it("the ATmega2560 links with --relax, as arduino-builder does", async () => {
+    assert.ok(linkFlags("atmega2560").includes("-Wl,--gc-sections,--relax"));
+    assert.ok(linkFlags("atmega328p").includes("-Wl,--gc-sections"));
+    const { plan } = await planFor(env({ name: "mega", board: "megaatmega2560" }));
+    assert.ok(plan.link.argv([], [], "x").includes("-Wl,--gc-sections,--relax"));
+  });
+  it("boards.txt extra defines are kept (UNO WiFi's ESP_CH_UART)", () => {
+    assert.equal((avrBoard("unowifi").manifest.build as { extra_flags: string }).extra_flags, "-DARDUINO_AVR_UNO_WIFI_DEV_ED -DESP_CH_UART -DESP_CH_UART_BR=19200");
   });
   it("board_build.f_cpu reaches -DF_CPU", async () => {
     const { plan } = await planFor(env({ boardOverrides: { "build.f_cpu": "8000000L" } }));

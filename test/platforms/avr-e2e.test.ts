@@ -188,6 +188,21 @@ describe("AVR end to end (Debian toolchain)", () => {
     }
   });
 
+  it("other boards match arduino-builder too: Mega 2560 (links with --relax), Leonardo (USB core), old Nano", async (t) => {
+    const ab = requireTool("arduino-builder", "arduino-builder");
+    const sketch = `${EXAMPLES}/04.Communication/ASCIITable`;
+    for (const [board, fqbn] of [["megaatmega2560", "arduino:avr:mega:cpu=atmega2560"], ["leonardo", "arduino:avr:leonardo"], ["nanoatmega328", "arduino:avr:nano:cpu=atmega328old"]] as const) {
+      const dir = await project(t, { "platformio.ini": `[platformio]\nsrc_dir = ${sketch}\n\n${ini(board)}` });
+      const r = await cli(["build", "-d", dir]);
+      assert.equal(r.code, 0, explain(r, dir));
+      const kiln = JSON.parse(await readFile(join(dir, `.kiln/build/${board}/manifest.json`), "utf8")) as { size: { flashBytes: number } };
+      const out = join(dir, "ab");
+      await mkdir(out);
+      const { stdout } = await exec(ab, ["-compile", "-hardware", "/usr/share/arduino/hardware", "-tools", "/usr/share/arduino/hardware/tools", "-fqbn", fqbn, "-core-api-version", "10819", "-prefs", "compiler.cpp.extra_flags=-DDECIMAL_DIG=__DECIMAL_DIG__", "-build-path", out, join(sketch, "ASCIITable.ino")]);
+      assert.deepEqual({ board, flash: kiln.size.flashBytes }, { board, flash: Number(/Sketch uses (\d+) bytes/.exec(stdout)?.[1]) });
+    }
+  });
+
   it("Leonardo, Micro, Mega 2560 and the old Nano build (USB core, other variants)", async (t) => {
     const dir = await project(t, {
       "platformio.ini": [ini("leonardo"), ini("micro"), ini("megaatmega2560"), ini("nanoatmega328")].join("\n"),
