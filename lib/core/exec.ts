@@ -5,7 +5,8 @@
  * - every command is announced to the reporter first (`--verbose` shows it);
  * - an AbortSignal kills the child's whole process group, so Ctrl-C reaches
  *   a compiler's cc1plus and as too;
- * - execa is imported on first use, so a no-op build never loads it.
+ * - nothing is imported until a program actually runs, so a no-op build
+ *   loads neither child_process nor execa.
  */
 import type { Reporter } from "./report.js";
 import { shellQuote } from "./report.js";
@@ -41,33 +42,61 @@ async function loadExeca(): Promise<Execa> {
   return execaFn;
 }
 
+/** What a finished child reports, whichever way it was spawned. */
+interface Outcome {
+  exitCode: number | undefined;
+  signal: string | undefined;
+  stdout: string;
+  stderr: string;
+  /** Set when the program could not be started. */
+  spawnError?: NodeJS.ErrnoException | undefined;
+}
+
 /**
  * Run a program to completion and return its exit code and output. A
  * non-zero exit is returned, not thrown. Throws ToolFailedError when the
  * program cannot be started (not found, not executable) and CancelledError
  * when the signal aborts.
+ *
+ * On POSIX, node:child_process is used directly: importing execa costs about
+ * 100 ms, more than the incremental build it would serve (measured in
+ * docs/benchmarks.md). On Windows, execa resolves `.cmd`/`.bat` shims and
+ * PATHEXT, which plain spawn does not.
  */
 export async function runTool(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  const [file, ...args] = argv;
+  const [file] = argv;
   if (file === undefined) throw new Error("runTool: empty argv");
   if (opts.signal?.aborted) throw new CancelledError();
   opts.reporter?.command(argv, opts.cwd);
-  const execa = await loadExeca();
   const started = performance.now();
+  const r = process.platform === "win32" ? await runWithExeca(argv, opts) : await runWithSpawn(argv, opts);
+  const command = shellQuote(argv);
+  if (opts.signal?.aborted) throw new CancelledError();
+  if (r.spawnError) {
+    const code = r.spawnError.code;
+    throw new ToolFailedError(command, undefined, code === "ENOENT" ? `  ${file}: not found` : `  ${r.spawnError.message}`, opts.failureExitCode ?? ExitCode.build, {
+      hint: opts.hint ?? (code === "ENOENT" ? `install '${file}' or check the toolchain configuration` : code === "EACCES" ? `'${file}' is not executable` : undefined),
+      cause: r.spawnError,
+    });
+  }
+  return {
+    exitCode: r.exitCode ?? (r.signal ? 128 : 1),
+    stdout: r.stdout,
+    stderr: r.stderr,
+    command,
+    durationMs: performance.now() - started,
+  };
+}
+
+async function runWithSpawn(argv: readonly string[], opts: RunOptions): Promise<Outcome> {
+  const { spawn } = await import("node:child_process");
   const inherit = opts.stdio === "inherit";
-  const child = execa(file, args, {
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd: opts.cwd,
-    env: opts.env as Record<string, string> | undefined,
-    extendEnv: opts.env === undefined,
-    reject: false,
-    stripFinalNewline: false,
+    env: opts.env as NodeJS.ProcessEnv | undefined,
     // Our own process group (unless interactive) so an abort can kill the whole tree.
     detached: !inherit,
-    stdin: inherit ? "inherit" : opts.input === undefined ? "ignore" : "pipe",
-    stdout: inherit ? "inherit" : "pipe",
-    stderr: inherit ? "inherit" : "pipe",
-    input: opts.input,
-    encoding: "utf8",
+    stdio: [inherit ? "inherit" : opts.input === undefined ? "ignore" : "pipe", inherit ? "inherit" : "pipe", inherit ? "inherit" : "pipe"],
   });
   const onAbort = (): void => {
     if (child.pid === undefined) return;
@@ -79,28 +108,60 @@ export async function runTool(argv: readonly string[], opts: RunOptions = {}): P
     }
   };
   opts.signal?.addEventListener("abort", onAbort, { once: true });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout?.on("data", (d: Buffer) => out.push(d));
+  child.stderr?.on("data", (d: Buffer) => err.push(d));
+  if (child.stdin && opts.input !== undefined) child.stdin.end(opts.input);
   try {
-    const r = await child;
-    const command = shellQuote(argv);
-    if (opts.signal?.aborted) throw new CancelledError();
-    if (r.failed && r.exitCode === undefined && !r.isTerminated) {
-      const cause = (r as { cause?: unknown }).cause;
-      const code = (cause as { code?: string } | undefined)?.code;
-      throw new ToolFailedError(command, undefined, code === "ENOENT" ? `  ${file}: not found` : String((cause as Error | undefined)?.message ?? r.message), opts.failureExitCode ?? ExitCode.build, {
-        hint: opts.hint ?? (code === "ENOENT" ? `install '${file}' or check the toolchain configuration` : undefined),
-        cause,
+    return await new Promise<Outcome>((resolve) => {
+      let spawnError: NodeJS.ErrnoException | undefined;
+      child.once("error", (e: NodeJS.ErrnoException) => {
+        spawnError = e;
+        // A child that never started emits no "close" on some Node versions.
+        if (child.pid === undefined) resolve({ exitCode: undefined, signal: undefined, stdout: "", stderr: "", spawnError });
       });
-    }
-    return {
-      exitCode: r.exitCode ?? (r.isTerminated ? 128 : 1),
-      stdout: typeof r.stdout === "string" ? r.stdout : "",
-      stderr: typeof r.stderr === "string" ? r.stderr : "",
-      command,
-      durationMs: performance.now() - started,
-    };
+      child.once("close", (code, signal) => {
+        resolve({
+          exitCode: code ?? undefined,
+          signal: signal ?? undefined,
+          stdout: Buffer.concat(out).toString("utf8"),
+          stderr: Buffer.concat(err).toString("utf8"),
+          spawnError,
+        });
+      });
+    });
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+async function runWithExeca(argv: readonly string[], opts: RunOptions): Promise<Outcome> {
+  const execa = await loadExeca();
+  const inherit = opts.stdio === "inherit";
+  const r = await execa(argv[0]!, argv.slice(1), {
+    cwd: opts.cwd,
+    env: opts.env as Record<string, string> | undefined,
+    extendEnv: opts.env === undefined,
+    reject: false,
+    stripFinalNewline: false,
+    stdin: inherit ? "inherit" : opts.input === undefined ? "ignore" : "pipe",
+    stdout: inherit ? "inherit" : "pipe",
+    stderr: inherit ? "inherit" : "pipe",
+    input: opts.input,
+    encoding: "utf8",
+    cancelSignal: opts.signal,
+    forceKillAfterDelay: 2000,
+  });
+  const cause = (r as { cause?: NodeJS.ErrnoException }).cause;
+  const notStarted = r.failed && r.exitCode === undefined && !r.isTerminated && !r.isCanceled;
+  return {
+    exitCode: r.exitCode,
+    signal: r.signal,
+    stdout: typeof r.stdout === "string" ? r.stdout : "",
+    stderr: typeof r.stderr === "string" ? r.stderr : "",
+    spawnError: notStarted ? (cause ?? Object.assign(new Error(r.message), { code: "ENOENT" })) : undefined,
+  };
 }
 
 /** Like runTool, but a non-zero exit throws ToolFailedError with the last 20 lines of stderr. */
