@@ -269,31 +269,30 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       mt,
     });
 
-    // 8. Images.
-    for (const img of plan.images) {
-      await runStep({ output: img.output, argvFor: (tmp) => img.argv(tmp), deps: [program], kind: "image", opts, state, mt });
-    }
+    // 8. Images and size run side by side: each reads only the program. Size comes from the cache when the program did not change.
+    const sizeRecipe = plan.size;
+    const linkStamp = mt.stamp([program]);
+    const measure = async (): Promise<{ flashBytes: number; ramBytes: number } | undefined> => {
+      if (!sizeRecipe) return undefined;
+      if (state.size && state.size.linkStamp === linkStamp) return state.size;
+      const r = await runTool(sizeRecipe.argv, { reporter, signal: opts.signal });
+      if (r.exitCode !== 0) throw new BuildFailedError(`size tool failed: ${r.command}\n${r.stderr.trim()}`);
+      state.size = { ...sizeRecipe.parse(r.stdout), linkStamp };
+      return state.size;
+    };
+    const [measured] = await Promise.all([
+      measure(),
+      ...plan.images.map((img) => runStep({ output: img.output, argvFor: (tmp) => img.argv(tmp), deps: [program], kind: "image", opts, state, mt })),
+    ]);
 
-    // 9. Size, from the cache when the program did not change.
-    if (plan.size) {
-      const linkStamp = mt.stamp([program]);
-      let measured = state.size && state.size.linkStamp === linkStamp ? state.size : undefined;
-      if (!measured) {
-        const r = await runTool(plan.size.argv, { reporter, signal: opts.signal });
-        if (r.exitCode !== 0) throw new BuildFailedError(`size tool failed: ${r.command}\n${r.stderr.trim()}`);
-        const parsed = plan.size.parse(r.stdout);
-        measured = { ...parsed, linkStamp };
-        state.size = measured;
-      }
-      size = { flashBytes: measured.flashBytes, ramBytes: measured.ramBytes, flashMaxBytes: plan.size.flashMaxBytes, ramMaxBytes: plan.size.ramMaxBytes };
+    // 9. Size report and limits.
+    if (sizeRecipe && measured) {
+      const { flashMaxBytes, ramMaxBytes } = sizeRecipe;
+      size = { flashBytes: measured.flashBytes, ramBytes: measured.ramBytes, flashMaxBytes, ramMaxBytes };
       reporter.event({ type: "size", env: plan.env, ...size });
       const board = plan.board?.id ?? plan.env;
-      if (plan.size.flashMaxBytes && measured.flashBytes > plan.size.flashMaxBytes) {
-        throw new FirmwareTooLargeError("flash", measured.flashBytes, plan.size.flashMaxBytes, board);
-      }
-      if (plan.size.ramMaxBytes && measured.ramBytes > plan.size.ramMaxBytes) {
-        throw new FirmwareTooLargeError("ram", measured.ramBytes, plan.size.ramMaxBytes, board);
-      }
+      if (flashMaxBytes && measured.flashBytes > flashMaxBytes) throw new FirmwareTooLargeError("flash", measured.flashBytes, flashMaxBytes, board);
+      if (ramMaxBytes && measured.ramBytes > ramMaxBytes) throw new FirmwareTooLargeError("ram", measured.ramBytes, ramMaxBytes, board);
     }
 
     // 10. Manifest and compile_commands.json, rewritten only when they change.
