@@ -19,7 +19,7 @@ test("npm pack produces a package that installs in an empty dir and builds a pro
   const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--pack-destination", out, "--json"], { cwd: repoRoot, maxBuffer: 32 << 20 });
   const [info] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const paths = info!.files.map((f) => f.path);
-  assert.ok(paths.includes("bin/kiln.js") && paths.includes("dist/cli.js"), "the tarball lacks bin/ or dist/");
+  assert.ok(paths.includes("bin/kiln.js") && paths.includes("dist/bundle/cli.js"), "the tarball lacks bin/ or the bundle");
   assert.ok(!paths.some((p) => p.startsWith("test/") || p.startsWith("lib/") || p.startsWith("build-test/")), "the tarball ships sources or tests");
 
   const empty = await tempDir("kiln-npx-");
