@@ -27,7 +27,13 @@ export async function openProject(opts: OpenProjectOptions): Promise<Project> {
     settings: opts.settings,
     synthetic: {
       envName: found.id,
-      options: { platform: found.platform, board: found.id, framework: "arduino" },
+      options: {
+        platform: found.platform,
+        board: found.id,
+        framework: "arduino",
+        // The user's default packages for config-less sketches (settings.json `platformPackages`).
+        ...(opts.settings.platformPackages?.[found.platform]?.length ? { platform_packages: opts.settings.platformPackages[found.platform]!.join("\n") } : {}),
+      },
       srcDir: opts.dir,
     },
   });

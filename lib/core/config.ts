@@ -26,6 +26,11 @@ export interface UserSettings {
   proxy?: string;
   /** Inactivity timeout for downloads, in ms. */
   downloadTimeoutMs?: number;
+  /**
+   * `platform_packages` items per platform for sketch folders built without a
+   * config (`kiln build Blink --board uno`), e.g. Debian's system toolchain.
+   */
+  platformPackages?: Record<string, string[]>;
 }
 
 export interface Settings extends UserSettings {
@@ -119,5 +124,16 @@ function readUserSettings(file: string): UserSettings {
   if (check("offline", "boolean")) out.offline = s.offline as boolean;
   if (check("proxy", "string")) out.proxy = s.proxy as string;
   if (check("downloadTimeoutMs", "number")) out.downloadTimeoutMs = s.downloadTimeoutMs as number;
+  if (s.platformPackages !== undefined) {
+    const pp = s.platformPackages;
+    const ok = typeof pp === "object" && pp !== null && !Array.isArray(pp) && Object.values(pp).every((v) => Array.isArray(v) && v.every((x) => typeof x === "string"));
+    if (!ok) {
+      throw new ConfigError("KILN_SETTINGS_INVALID", `'platformPackages' must map platform ids to lists of package specs, got ${JSON.stringify(pp)}`, {
+        location: { file },
+        hint: 'e.g. { "atmelavr": ["toolchain-atmelavr @ symlink:///usr"] }',
+      });
+    }
+    out.platformPackages = pp as Record<string, string[]>;
+  }
   return out;
 }
