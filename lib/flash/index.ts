@@ -54,14 +54,15 @@ export interface UploadResult {
   durationMs: number;
 }
 
-async function defaultPorts(): Promise<PortServices> {
+async function defaultPorts(opts: UploadOptions): Promise<PortServices> {
   const serial = await import("../serial/index.js");
   return {
     listPorts: () => serial.listPorts(),
     findPort: (o) => serial.findPort(o),
     touch1200: (p) => serial.touch1200(p),
     waitForNewPort: (before, ms) => serial.waitForNewPort(before as ReadonlyArray<string>, ms),
-    acquirePortForUpload: (p) => serial.acquirePortForUpload(p),
+    // The reporter tells the user when a running kiln monitor is asked to let go of the port.
+    acquirePortForUpload: (p) => serial.acquirePortForUpload(p, { reporter: opts.reporter, signal: opts.signal }),
   };
 }
 
@@ -81,7 +82,7 @@ export async function uploadFirmware(manifestPath: string, opts: UploadOptions):
   const tool = typeof manifest.upload.tool === "string" ? manifest.upload.tool : "avrdude";
   if (tool !== "avrdude") throw new UsageError(`kiln cannot flash with '${tool}' yet`, { hint: "see docs/avr.md for supported uploaders" });
   let services: PortServices | undefined = opts.ports;
-  const ports = async () => (services ??= await defaultPorts());
+  const ports = async () => (services ??= await defaultPorts(opts));
   const target = avrdudeTarget(manifest, { protocol: opts.protocol, speedBps: opts.speedBps });
   const manifestDir = dirname(manifestPath);
   const flags = [...(Array.isArray(manifest.upload.flags) ? (manifest.upload.flags as string[]) : []), ...(opts.extraFlags ?? [])];
