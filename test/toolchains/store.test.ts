@@ -5,7 +5,7 @@ import { describe, it, after } from "node:test";
 import { randomBytes } from "node:crypto";
 import { storePaths } from "../../lib/toolchains/paths.js";
 import { installArchive, verifyStore, listEntries, gcStore, removePackage } from "../../lib/toolchains/store.js";
-import { ChecksumMismatchError, DownloadError, SizeMismatchError, UnsafeArchiveError } from "../../lib/toolchains/errors.js";
+import { ChecksumMismatchError, DownloadError, SizeMismatchError, StoreWriteError, UnsafeArchiveError } from "../../lib/toolchains/errors.js";
 import { tempDir } from "../helpers/cli.js";
 import { makeArchive, makeCa, rawTar, rawZip, sha256, startHttpsServer, startServer, type Format, type Tree } from "./fixtures.js";
 
@@ -257,5 +257,68 @@ describe("verify, remove, gc", () => {
     } finally {
       await s.close();
     }
+  });
+});
+
+describe("proxy and disk full", () => {
+  it("downloads through HTTP_PROXY, and NO_PROXY bypasses it", async () => {
+    const { createServer } = await import("node:http");
+    const { connect } = await import("node:net");
+    const s = await startServer();
+    const proxied: string[] = [];
+    // A CONNECT proxy, as corporate proxies are (hpagent tunnels http and https alike).
+    const proxy = createServer((_req, res) => res.writeHead(405).end());
+    proxy.on("connect", (req, client, head) => {
+      proxied.push(req.url ?? "");
+      const [host, port] = (req.url ?? "").split(":");
+      const upstream = connect(Number(port), host, () => {
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on("error", () => client.destroy());
+      client.on("error", () => upstream.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as import("node:net").AddressInfo).port}`;
+    try {
+      const body = await makeArchive("tar.gz", { f: "via proxy" });
+      s.routes.set("/p.tgz", { body });
+      const spec = { name: "p", version: "1", host: "linux-x64", url: `${s.url}/p.tgz`, expected: { sha256: sha256(body) } };
+      await installArchive(await storeDir(), spec, { ...fast, proxy: proxyUrl });
+      assert.deepEqual(proxied, [new URL(s.url).host]);
+      await installArchive(await storeDir(), spec, { ...fast, proxy: proxyUrl, noProxy: ["127.0.0.1"] });
+      assert.equal(proxied.length, 1, "NO_PROXY host goes direct");
+    } finally {
+      await s.close();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+
+  it("disk full: a clear error, and the store is left intact", async (t) => {
+    // A real full disk: a 3 MB tmpfs (the suite runs as root, as CI does).
+    const { execFileSync } = await import("node:child_process");
+    const mnt = await tempDir("kiln-full-");
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt]);
+    t.after(() => execFileSync("umount", [mnt]));
+    const s = await startServer();
+    t.after(() => s.close());
+    const paths = storePaths(mnt);
+    const small = await makeArchive("tar.gz", { f: "fits" });
+    const big = await makeArchive("tar.gz", { "zeros.bin": "\0".repeat(6_000_000) });
+    s.routes.set("/small.tgz", { body: small });
+    s.routes.set("/big.tgz", { body: big });
+    const ok = await installArchive(paths, { name: "small", version: "1", host: "linux-x64", url: `${s.url}/small.tgz`, expected: { sha256: sha256(small) } }, fast);
+    await assert.rejects(installArchive(paths, { name: "big", version: "1", host: "linux-x64", url: `${s.url}/big.tgz`, expected: { sha256: sha256(big) } }, fast), (e: unknown) => {
+      assert.ok(e instanceof StoreWriteError, String(e));
+      assert.match(e.message, /disk full/);
+      assert.match(e.hint ?? "", /kiln pkg gc/);
+      return true;
+    });
+    assert.deepEqual(await readdir(paths.entries), [ok.key], "only the complete entry");
+    assert.deepEqual(await leftovers(paths), []);
+    assert.deepEqual((await verifyStore(paths)).map((r) => r.ok), [true]);
   });
 });
