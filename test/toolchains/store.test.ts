@@ -148,7 +148,7 @@ describe("store install", () => {
     const s = await server;
     const body = await makeArchive("tar.gz", { "big.bin": randomBytes(30_000).toString("base64") });
     s.routes.set("/slow.tgz", { body, mode: "slow" });
-    const r = await installArchive(await storeDir(), { name: "s", version: "1", host: "linux-x64", url: `${s.url}/slow.tgz`, expected: { sha256: sha256(body) } }, { retries: 0, idleTimeoutMs: 400 });
+    const r = await installArchive(await storeDir(), { name: "s", version: "1", host: "linux-x64", url: `${s.url}/slow.tgz`, expected: { sha256: sha256(body) } }, { retries: 0, idleTimeoutMs: 1500 });
     assert.equal(r.sha256, sha256(body));
   });
 
