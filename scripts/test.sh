@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Tools the suite runs for real (see docs/testing.md).
-need_pkgs=(gcc g++ make gcc-avr avr-libc binutils-avr arduino-core-avr arduino-builder avrdude simavr socat openssl bzip2 xz-utils zstd ninja-build)
+need_pkgs=(gcc g++ make gcc-avr avr-libc binutils-avr arduino-core-avr arduino-builder avrdude simavr socat openssl bzip2 xz-utils zstd zip ninja-build)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
