@@ -13,9 +13,9 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { readFile, stat, truncate } from "node:fs/promises";
+import { open, readFile, stat, truncate } from "node:fs/promises";
 import { rootCertificates } from "node:tls";
-import { Transform, type Readable, type Writable } from "node:stream";
+import { Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { CancelledError, errnoCode } from "../core/errors.js";
@@ -65,15 +65,17 @@ export interface DownloadResult {
 }
 
 /** Pass a chunk on to the tap, waiting while it is full; a destroyed tap is skipped. */
-function feed(tap: Writable | undefined, chunk: Buffer, cb: (e: null, c: Buffer) => void): void {
-  if (!tap || tap.destroyed || tap.writableEnded || tap.write(chunk)) return cb(null, chunk);
-  const done = (): void => {
-    tap.off("drain", done);
-    tap.off("close", done);
-    cb(null, chunk);
-  };
-  tap.on("drain", done);
-  tap.on("close", done);
+function feed(tap: Writable | undefined, chunk: Buffer): Promise<void> | undefined {
+  if (!tap || tap.destroyed || tap.writableEnded || tap.write(chunk)) return undefined;
+  return new Promise((resolve) => {
+    const done = (): void => {
+      tap.off("drain", done);
+      tap.off("close", done);
+      resolve();
+    };
+    tap.on("drain", done);
+    tap.on("close", done);
+  });
 }
 
 /** A transient failure: worth another attempt. */
@@ -217,18 +219,22 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
         throw new SizeMismatchError(opts.url, opts.expected.size, length);
       }
       const limit = opts.expected.size;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
+      // Each chunk is on disk before the next is read, so after a failure the file holds every
+      // byte hashed so far and the retry can resume from its size.
+      const fh = await open(opts.dest, append ? "a" : "w");
+      try {
+        for await (const chunk of request as AsyncIterable<Buffer>) {
           arm();
           written += chunk.length;
-          if (limit !== undefined && written > limit) return cb(new SizeMismatchError(opts.url, limit, written));
+          if (limit !== undefined && written > limit) throw new SizeMismatchError(opts.url, limit, written);
           sha256.update(chunk);
           opts.onProgress?.(written, total);
-          if (attempt > 0) cb(null, chunk);
-          else feed(opts.tap, chunk, cb);
-        },
-      });
-      await pipeline(request as unknown as Readable, counter, createWriteStream(opts.dest, { flags: append ? "a" : "w" }));
+          await fh.write(chunk);
+          if (attempt === 0) await feed(opts.tap, chunk);
+        }
+      } finally {
+        await fh.close();
+      }
       clearTimeout(idle);
       if (length !== undefined && total !== undefined && written < total) throw new RetryableError(`connection closed after ${written} of ${total} bytes`);
       if (limit !== undefined && written < limit) throw new RetryableError(`body ended after ${written} of ${limit} bytes`);
@@ -259,7 +265,9 @@ async function copyLocal(opts: DownloadOptions, file: string): Promise<DownloadR
       size += chunk.length;
       sha256.update(chunk);
       opts.onProgress?.(size, opts.expected.size);
-      feed(opts.tap, chunk, cb);
+      const wait = feed(opts.tap, chunk);
+      if (wait) void wait.then(() => cb(null, chunk));
+      else cb(null, chunk);
     },
   });
   try {
