@@ -229,8 +229,8 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
           if (limit !== undefined && written > limit) throw new SizeMismatchError(opts.url, limit, written);
           sha256.update(chunk);
           opts.onProgress?.(written, total);
-          await fh.write(chunk);
-          if (attempt === 0) await feed(opts.tap, chunk);
+          // The disk write and the streamed unpack proceed side by side.
+          await Promise.all([fh.write(chunk), attempt === 0 ? feed(opts.tap, chunk) : undefined]);
         }
       } finally {
         await fh.close();
