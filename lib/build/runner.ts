@@ -13,7 +13,7 @@ import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { basename, dirname, join, relative, sep } from "node:path";
-import type { Reporter, StepHandle } from "../core/report.js";
+import type { Reporter, SizeInfo, StepHandle } from "../core/report.js";
 import { runTool } from "../core/exec.js";
 import { tempPathFor, writeFileAtomic } from "../core/fs.js";
 import { BuildFailedError, CancelledError, ConfigError, FirmwareTooLargeError, errnoCode, isKilnError } from "../core/errors.js";
@@ -53,7 +53,7 @@ export interface EnvBuildResult {
   compiled: number;
   reused: number;
   linked: boolean;
-  size?: { flashBytes: number; ramBytes: number; flashMaxBytes?: number | undefined; ramMaxBytes?: number | undefined } | undefined;
+  size?: SizeInfo | undefined;
   program: string;
   manifestPath: string;
   compileCommands: CompileCommand[];
