@@ -11,7 +11,9 @@ import { KilnCommand, type KilnContext } from "./commands/base.js";
 import { loadCommands } from "./commands/index.js";
 import { VERSION } from "./version.js";
 
-export async function run(argv: string[]): Promise<number> {
+export async function run(rawArgv: string[]): Promise<number> {
+  // make-style `-j4` (clipanion wants `-j 4`).
+  const argv = rawArgv.flatMap((a) => (/^-j\d+$/.test(a) ? ["-j", a.slice(2)] : [a]));
   const controller = new AbortController();
   const onSignal = (): void => {
     if (controller.signal.aborted) process.exit(130);

@@ -56,3 +56,10 @@ test("colour follows NO_COLOR and FORCE_COLOR", async () => {
   const flag = await runCli(["build", "-d", dir, "--no-color"], { env: { NO_COLOR: undefined, FORCE_COLOR: "1" } });
   assert.doesNotMatch(flag.stderr, /\x1b\[/);
 });
+
+test("-j4 works like -j 4 (make style)", async () => {
+  const dir = await tempDir();
+  await writeTree(dir, { "platformio.ini": "[env:native]\nplatform = native\n", "src/main.c": "int main(void){return 0;}\n" });
+  const r = await runCli(["build", "-d", dir, "-j4"]);
+  assert.equal(r.code, 0, r.stderr);
+});
