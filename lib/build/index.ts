@@ -6,7 +6,6 @@
 import { join } from "node:path";
 import type { Settings } from "../core/config.js";
 import type { Reporter } from "../core/report.js";
-import { writeFileAtomic } from "../core/fs.js";
 import { BuildFailedError, CancelledError, isKilnError, type KilnError } from "../core/errors.js";
 import type { Project } from "../project/types.js";
 import { parseBuildFlags } from "../project/flags.js";
@@ -109,10 +108,10 @@ export async function buildProject(opts: BuildOptions): Promise<BuildSummary> {
         keepGoing: opts.keepGoing,
         cacheDir: opts.settings.cacheDir,
         colorDiagnostics: opts.colorDiagnostics,
+        // The root compile_commands.json (for clangd) follows the first env built.
+        rootCompileDb: results.length === 0 ? join(opts.project.dir, "compile_commands.json") : undefined,
       });
       results.push(r);
-      // The root compile_commands.json (for clangd) follows the first env built.
-      if (results.length === 1) await writeRootCompileDb(opts.project.dir, r);
     } catch (e) {
       if (e instanceof CancelledError || opts.signal?.aborted) {
         cancelled = true;
@@ -150,18 +149,6 @@ export function throwIfFailed(summary: BuildSummary): void {
   });
 }
 
-async function writeRootCompileDb(projectDir: string, r: EnvBuildResult): Promise<void> {
-  const file = join(projectDir, "compile_commands.json");
-  const text = JSON.stringify(r.compileCommands, null, 1);
-  const { readFile } = await import("node:fs/promises");
-  let old: string | undefined;
-  try {
-    old = await readFile(file, "utf8");
-  } catch {
-    old = undefined;
-  }
-  if (old !== text) await writeFileAtomic(file, text);
-}
 
 /** Plan one env and write its compile_commands.json (build dir and project root) without compiling. */
 export async function writeCompileDb(opts: {
@@ -175,7 +162,7 @@ export async function writeCompileDb(opts: {
   const base = { ...opts, envNames: [opts.envName], jobs: 1, keepGoing: false };
   const plan = await planEnv({ ...base, prober });
   await prober.save();
-  const r = await runPlan({ plan, projectDir: opts.project.dir, reporter: opts.reporter, signal: opts.signal, jobs: 1, keepGoing: false, cacheDir: opts.settings.cacheDir, compileDbOnly: true });
-  await writeRootCompileDb(opts.project.dir, r);
-  return join(opts.project.dir, "compile_commands.json");
+  const rootCompileDb = join(opts.project.dir, "compile_commands.json");
+  await runPlan({ plan, projectDir: opts.project.dir, reporter: opts.reporter, signal: opts.signal, jobs: 1, keepGoing: false, cacheDir: opts.settings.cacheDir, compileDbOnly: true, rootCompileDb });
+  return rootCompileDb;
 }

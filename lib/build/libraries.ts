@@ -157,14 +157,22 @@ export function scanIncludes(text: string): string[] {
   return out;
 }
 
-/** Includes of a file, from the cache when its mtime and size are unchanged. */
-export function includesOf(file: string, scans: Record<string, ScanRecord>): string[] {
-  let st;
+/** A file's mtime and size, or undefined when it does not exist. Builds share one cached lookup. */
+export type StatFn = (path: string) => { mtimeMs: number; size: number; isFile: boolean } | undefined;
+
+const plainStat: StatFn = (path) => {
   try {
-    st = statSync(file);
+    const st = statSync(path);
+    return { mtimeMs: st.mtimeMs, size: st.size, isFile: st.isFile() };
   } catch {
-    return [];
+    return undefined;
   }
+};
+
+/** Includes of a file, from the cache when its mtime and size are unchanged. */
+export function includesOf(file: string, scans: Record<string, ScanRecord>, stat: StatFn = plainStat): string[] {
+  const st = stat(file);
+  if (!st) return [];
   const cached = scans[file];
   if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached.includes;
   const includes = scanIncludes(readFileSync(file, "utf8"));
@@ -189,7 +197,9 @@ export function findUsedLibraries(opts: {
   scans: Record<string, ScanRecord>;
   /** `off`: use no library from includes. */
   mode: string;
+  stat?: StatFn | undefined;
 }): ResolveResult {
+  const stat = opts.stat ?? plainStat;
   if (opts.mode === "off") return { libraries: [] };
   const byHeader = new Map<string, Library>();
   for (const lib of opts.libraries) for (const h of lib.headers.keys()) if (!byHeader.has(h)) byHeader.set(h, lib);
@@ -197,27 +207,32 @@ export function findUsedLibraries(opts: {
   const usedSet = new Set<Library>();
   const visited = new Set<string>();
   const queue = [...opts.sources];
-  const localExists = new Map<string, boolean>();
-  const exists = (p: string): boolean => {
-    let v = localExists.get(p);
-    if (v === undefined) {
-      try {
-        v = statSync(p).isFile();
-      } catch {
-        v = false;
+  // Sources in one folder include the same headers: resolve each (folder, name) once.
+  const resolved = new Map<string, string | null>();
+  const resolveLocal = (dir: string, inc: string): string | null => {
+    const key = `${dir}\0${inc}`;
+    let hit = resolved.get(key);
+    if (hit === undefined) {
+      hit = null;
+      for (const base of [dir, ...opts.projectIncludeDirs]) {
+        const p = join(base, inc);
+        if (stat(p)?.isFile) {
+          hit = p;
+          break;
+        }
       }
-      localExists.set(p, v);
+      resolved.set(key, hit);
     }
-    return v;
+    return hit;
   };
   while (queue.length) {
     const file = queue.pop()!;
     if (visited.has(file)) continue;
     visited.add(file);
-    for (const inc of includesOf(file, opts.scans)) {
+    const dir = dirname(file);
+    for (const inc of includesOf(file, opts.scans, stat)) {
       // A header next to the including file, or in a project include dir, is the project's own.
-      const candidates = [join(dirname(file), inc), ...opts.projectIncludeDirs.map((d) => join(d, inc))];
-      const local = candidates.find(exists);
+      const local = resolveLocal(dir, inc);
       if (local) {
         queue.push(local);
         continue;

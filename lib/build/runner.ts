@@ -37,6 +37,8 @@ export interface RunPlanOptions {
   colorDiagnostics?: boolean | undefined;
   /** Only work out the compile commands and write compile_commands.json (kiln compiledb). */
   compileDbOnly?: boolean | undefined;
+  /** Also write compile_commands.json here (the project root, for clangd). */
+  rootCompileDb?: string | undefined;
 }
 
 export interface CompileCommand {
@@ -63,6 +65,11 @@ interface Unit {
   source: string;
   object: string;
   argv: string[];
+  /**
+   * The command's signature: a hash of the words shared by the scope (compiler,
+   * flags, include dirs), then the source and object. Equal iff the argv is.
+   */
+  sig: string;
   /** Display name (relative to the project). */
   label: string;
 }
@@ -79,20 +86,25 @@ function langOf(file: string): Lang | undefined {
 
 const DIAG_RE = /^(.+?):(\d+):(?:(\d+):)? (fatal error|error|warning|note): (.*)$/gm;
 
-/** mtime lookups shared by one build; files kiln writes are re-read after writing. */
+/** stat lookups shared by one build (include scans and freshness); files kiln writes are re-read after writing. */
 class Mtimes {
-  private readonly cache = new Map<string, number>();
-  get(path: string): number {
-    let m = this.cache.get(path);
-    if (m === undefined) {
+  private readonly cache = new Map<string, { mtimeMs: number; size: number; isFile: boolean } | null>();
+  /** For the library finder: the same cached stat. */
+  readonly stat = (path: string): { mtimeMs: number; size: number; isFile: boolean } | undefined => {
+    let st = this.cache.get(path);
+    if (st === undefined) {
       try {
-        m = statSync(path).mtimeMs;
+        const s = statSync(path);
+        st = { mtimeMs: s.mtimeMs, size: s.size, isFile: s.isFile() };
       } catch {
-        m = -1;
+        st = null;
       }
-      this.cache.set(path, m);
+      this.cache.set(path, st);
     }
-    return m;
+    return st ?? undefined;
+  };
+  get(path: string): number {
+    return this.stat(path)?.mtimeMs ?? -1;
   }
   forget(path: string): void {
     this.cache.delete(path);
@@ -159,17 +171,31 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       libraries: available,
       scans: state.scans,
       mode: plan.libraries.ldfMode,
+      stat: mt.stat,
     });
     const libIncludes = libraries.flatMap((l) => l.includeDirs);
 
     // 3. Compile units.
     const units: Unit[] = [];
     const objectFor = (source: string, base: string, objDir: string): string => join(buildDir, objDir, `${relative(base, source)}.o`);
-    const addUnit = (source: string, object: string, recipe: CompileRecipe, includeDirs: string[], extra: string[] = []): Unit | undefined => {
+    // The words before `-c` are the same for every source of a scope and language: build and hash them once.
+    const prefixes = new Map<string, { words: string[]; hash: string }>();
+    const prefixFor = (scope: string, lang: Lang, recipe: CompileRecipe, includeDirs: string[], extra: string[]): { words: string[]; hash: string } => {
+      const key = `${scope}\0${lang}`;
+      let p = prefixes.get(key);
+      if (!p) {
+        const words = [...recipe[lang], ...extra, ...uniq(includeDirs).map((d) => `-I${d}`)];
+        p = { words, hash: commandSig(words) };
+        prefixes.set(key, p);
+      }
+      return p;
+    };
+    const addUnit = (scope: string, source: string, object: string, recipe: CompileRecipe, includeDirs: string[], extra: string[] = []): Unit | undefined => {
       const lang = langOf(source);
       if (!lang) return undefined;
-      const argv = [...recipe[lang], ...extra, ...uniq(includeDirs).map((d) => `-I${d}`), "-c", source, "-o", object];
-      const u = { source, object, argv, label: rel(source) };
+      const prefix = prefixFor(scope, lang, recipe, includeDirs, extra);
+      const argv = [...prefix.words, "-c", source, "-o", object];
+      const u = { source, object, argv, sig: `${prefix.hash}\0${source}\0${object}`, label: rel(source) };
       units.push(u);
       compileCommands.push({ directory: projectDir, file: source, arguments: argv, output: object });
       return u;
@@ -178,7 +204,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     for (const s of projectSources) {
       const base = s.startsWith(buildDir + sep) ? buildDir : plan.project.srcDir;
       const objDir = s.startsWith(buildDir + sep) ? "" : "src";
-      const u = addUnit(s, objectFor(s, base, objDir), plan.project.recipe, [...plan.project.recipe.includeDirs, ...libIncludes]);
+      const u = addUnit("project", s, objectFor(s, base, objDir), plan.project.recipe, [...plan.project.recipe.includeDirs, ...libIncludes]);
       if (u) projectObjects.push(u.object);
     }
     const libOutputs: Array<{ lib: Library; objects: string[]; archive: string }> = [];
@@ -186,7 +212,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       const objects: string[] = [];
       const dirName = lib.name.replace(/[^\w.-]+/g, "_");
       for (const s of lib.sources) {
-        const u = addUnit(s, objectFor(s, lib.srcDir, join("lib", dirName)), plan.libraries.recipe, [...lib.includeDirs, ...plan.libraries.recipe.includeDirs, ...libIncludes], lib.flags);
+        const u = addUnit(`lib:${lib.root}`, s, objectFor(s, lib.srcDir, join("lib", dirName)), plan.libraries.recipe, [...lib.includeDirs, ...plan.libraries.recipe.includeDirs, ...libIncludes], lib.flags);
         if (u) objects.push(u.object);
       }
       libOutputs.push({ lib, objects, archive: join(buildDir, "lib", dirName, `lib${dirName}.a`) });
@@ -199,7 +225,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       const objects: string[] = [];
       const groupUnits: Unit[] = [];
       for (const s of group.sources) {
-        const u = addUnit(s, objectFor(s, group.root, group.id), group.recipe, group.recipe.includeDirs);
+        const u = addUnit(`group:${group.id}`, s, objectFor(s, group.root, group.id), group.recipe, group.recipe.includeDirs);
         if (u) {
           objects.push(u.object);
           groupUnits.push(u);
@@ -220,13 +246,21 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       groupOutputs.push({ group, objects, archive, shared });
     }
 
+    // compile_commands.json changes exactly when a unit's command does: key it on the signatures, so a no-op need not serialise it.
+    const writeCompileDbs = async (): Promise<void> => {
+      const key = hashText(units.map((u) => u.sig).join("\n"));
+      let text: string | undefined;
+      const make = (): string => (text ??= JSON.stringify(compileCommands, null, 1));
+      await writeIfChanged(join(buildDir, "compile_commands.json"), key, make, state);
+      if (opts.rootCompileDb) await writeIfChanged(opts.rootCompileDb, key, make, state);
+    };
     if (opts.compileDbOnly) {
-      await writeIfChanged(join(buildDir, "compile_commands.json"), JSON.stringify(compileCommands, null, 1), state);
+      await writeCompileDbs();
       return { env: plan.env, status, ms: 0, compiled: 0, reused: 0, linked: false, program: plan.link.output, manifestPath, compileCommands };
     }
 
     // 5. Compile what is out of date, in parallel.
-    const dirty = units.filter((u) => !isFresh(state.outputs[u.object], u.argv, u.object, mt));
+    const dirty = units.filter((u) => !isFresh(state.outputs[u.object], u.sig, u.object, mt));
     counts.reused += units.length - dirty.length;
     const failures = await compileAll(dirty, { ...opts, progress: step, state, mt, rel, counts });
     if (opts.signal?.aborted) throw new CancelledError();
@@ -297,7 +331,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
 
     // 10. Manifest and compile_commands.json, rewritten only when they change.
     await writeManifest(plan, manifestPath, size, state, mt);
-    await writeIfChanged(join(buildDir, "compile_commands.json"), JSON.stringify(compileCommands, null, 1), state);
+    await writeCompileDbs();
   } catch (e) {
     status = e instanceof CancelledError || opts.signal?.aborted ? "cancelled" : "failed";
     throw e;
@@ -333,14 +367,19 @@ function uniq<T>(xs: readonly T[]): T[] {
   return [...new Set(xs)];
 }
 
-function isFresh(rec: OutputRecord | undefined, argv: readonly string[], output: string, mt: Mtimes): boolean {
-  if (!rec || !rec.stamp || rec.sig !== commandSig(argv)) return false;
+/** A signature: a unit's precomputed one, or an argv to hash. */
+function sigOf(cmd: string | readonly string[]): string {
+  return typeof cmd === "string" ? cmd : commandSig(cmd);
+}
+
+function isFresh(rec: OutputRecord | undefined, cmd: string | readonly string[], output: string, mt: Mtimes): boolean {
+  if (!rec || !rec.stamp || rec.sig !== sigOf(cmd)) return false;
   if (mt.get(output) < 0) return false;
   return mt.stamp(rec.deps) === rec.stamp;
 }
 
 /** Record an output made at `startedMs` from `deps`; an input newer than the start means it changed mid-build. */
-function record(state: BuildState, output: string, argv: readonly string[], deps: string[], mt: Mtimes, startedMs: number): void {
+function record(state: BuildState, output: string, cmd: string | readonly string[], deps: string[], mt: Mtimes, startedMs: number): void {
   for (const d of deps) mt.forget(d);
   // An input modified while the tool ran may not be what it read: leave the output unstamped so the next build redoes it.
   // (A file dated in the future, e.g. from an archive, is not "modified during" anything.)
@@ -349,7 +388,7 @@ function record(state: BuildState, output: string, argv: readonly string[], deps
     const m = mt.get(d);
     return m > startedMs && m <= now;
   });
-  state.outputs[output] = { sig: commandSig(argv), deps, stamp: changedDuring ? "" : mt.stamp(deps) };
+  state.outputs[output] = { sig: sigOf(cmd), deps, stamp: changedDuring ? "" : mt.stamp(deps) };
 }
 
 interface CompileContext extends RunPlanOptions {
@@ -409,7 +448,7 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
             const deps = uniq([u.source, ...parseDepfile(await readFile(dep, "utf8")).map((d) => (d.startsWith("/") || /^[A-Za-z]:/.test(d) ? d : join(ctx.projectDir, d)))]);
             await rename(tmp, u.object);
             ctx.mt.forget(u.object);
-            record(ctx.state, u.object, u.argv, deps, ctx.mt, t0);
+            record(ctx.state, u.object, u.sig, deps, ctx.mt, t0);
             ctx.counts.compiled++;
           }
         } catch (e) {
@@ -602,18 +641,21 @@ async function convertSketch(sources: string[], buildDir: string, mt: Mtimes): P
   return [out, ...sources.filter((s) => !sketchFiles.includes(s))];
 }
 
-async function writeIfChanged(file: string, text: string, state: BuildState): Promise<void> {
-  const h = hashText(text);
-  if (state.written[file] === h) {
+/**
+ * Write `make()` to `file` unless this env's last write had the same key and
+ * the file is still that write (same mtime: another env may have replaced it).
+ */
+async function writeIfChanged(file: string, key: string, make: () => string, state: BuildState): Promise<void> {
+  const mtimeOf = (): number => {
     try {
-      statSync(file);
-      return;
+      return statSync(file).mtimeMs;
     } catch {
-      // deleted: write again
+      return -1;
     }
-  }
-  await writeFileAtomic(file, text);
-  state.written[file] = h;
+  };
+  if (state.written[file] === `${key}@${mtimeOf()}`) return;
+  await writeFileAtomic(file, make());
+  state.written[file] = `${key}@${mtimeOf()}`;
 }
 
 async function writeManifest(plan: BuildPlan, manifestPath: string, size: EnvBuildResult["size"], state: BuildState, mt: Mtimes): Promise<void> {
