@@ -8,6 +8,8 @@
  * Keeps a flash image filled with 0xFF, so avrdude's verify reads back what it
  * wrote, and writes the image to <image-out.bin> on LEAVE_PROGMODE (atomically:
  * temp file, then rename). Appends one line per command to <image-out.bin>.log.
+ * With FAKE_SKETCH_OUTPUT set, it then prints that text every 200 ms, like the
+ * freshly flashed sketch would (for `kiln upload --monitor`).
  */
 import { appendFileSync, renameSync, writeFileSync } from "node:fs";
 
@@ -29,6 +31,7 @@ const ARGS = { 0x30: 0, 0x31: 0, 0x41: 1, 0x42: 20, 0x45: 5, 0x50: 0, 0x51: 0, 0
 
 let buf = Buffer.alloc(0);
 let address = 0;
+let sketchTimer;
 
 function log(line) {
   appendFileSync(`${outFile}.log`, `${line}\n`);
@@ -108,6 +111,10 @@ function handle() {
         writeFileSync(tmp, flash);
         renameSync(tmp, outFile);
         reply();
+        // Like a board leaving its bootloader for the sketch: print a line now and then ($FAKE_SKETCH_OUTPUT).
+        if (process.env.FAKE_SKETCH_OUTPUT && !sketchTimer) {
+          sketchTimer = setInterval(() => process.stdout.write(`${process.env.FAKE_SKETCH_OUTPUT}\r\n`), 200);
+        }
         break;
       }
       default:
