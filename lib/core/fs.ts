@@ -3,7 +3,7 @@
  * trusted. Writes go to a unique temp name beside the target, then rename.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm, writeFile, stat } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { errnoCode } from "./errors.js";
 
@@ -37,4 +37,14 @@ export async function mtimeMs(file: string): Promise<number | undefined> {
 
 export async function pathExists(p: string): Promise<boolean> {
   return (await mtimeMs(p)) !== undefined;
+}
+
+/** A JSON file's value, or undefined when it is missing or not valid JSON (a torn or foreign file). */
+export async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, "utf8")) as T;
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT" || e instanceof SyntaxError) return undefined;
+    throw e;
+  }
 }

@@ -24,7 +24,7 @@ import { mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ExitCode, KilnError, errnoCode } from "../core/errors.js";
-import { writeFileAtomic } from "../core/fs.js";
+import { readJson, writeFileAtomic } from "../core/fs.js";
 import type { Reporter } from "../core/report.js";
 
 /** The signal an uploader sends a monitor. SIGUSR1 belongs to Node's inspector. */
@@ -76,15 +76,6 @@ export async function portLockKeys(path: string): Promise<string[]> {
     // gone right now (re-enumerating): the path alone
   }
   return keys;
-}
-
-async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await readFile(file, "utf8")) as T;
-  } catch (e) {
-    if (errnoCode(e) === "ENOENT" || e instanceof SyntaxError) return undefined;
-    throw e;
-  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -14,6 +14,7 @@ import { lstat, mkdir, readFile, readdir, readlink, rename, rm, stat, writeFile 
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { CancelledError, errnoCode } from "../core/errors.js";
+import { readJson } from "../core/fs.js";
 import { download, type ExpectedDigest, type NetworkOptions } from "./download.js";
 import { StoreWriteError } from "./errors.js";
 import { extractArchive, copyTree, streamingExtractor, type FileRecord } from "./extract.js";
@@ -238,15 +239,6 @@ export interface EntryInfo extends EntryMeta {
   dir: string;
   lastUsed: string;
   refs: Array<{ name: string; version: string; host: string }>;
-}
-
-async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await readFile(file, "utf8")) as T;
-  } catch (e) {
-    if (errnoCode(e) === "ENOENT" || e instanceof SyntaxError) return undefined;
-    throw e;
-  }
 }
 
 interface Ref {
