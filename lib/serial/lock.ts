@@ -20,7 +20,7 @@
  * dead is stale: it is ignored and removed.
  */
 import { createHash } from "node:crypto";
-import { mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import { mkdir, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ExitCode, KilnError, errnoCode } from "../core/errors.js";
