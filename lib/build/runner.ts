@@ -48,6 +48,11 @@ export interface CompileCommand {
   output: string;
 }
 
+/** A compile command and its signature (the signature is not written to compile_commands.json). */
+interface CompileEntry extends CompileCommand {
+  sig: string;
+}
+
 export interface EnvBuildResult {
   env: string;
   status: "ok" | "failed" | "cancelled";
@@ -137,7 +142,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   let status: EnvBuildResult["status"] = "ok";
   let linked = false;
   let size: EnvBuildResult["size"];
-  const compileCommands: CompileCommand[] = [];
+  const compileCommands: CompileEntry[] = [];
   const manifestPath = join(buildDir, MANIFEST_NAME);
 
   try {
@@ -197,7 +202,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       const argv = [...prefix.words, "-c", source, "-o", object];
       const u = { source, object, argv, sig: `${prefix.hash}\0${source}\0${object}`, label: rel(source) };
       units.push(u);
-      compileCommands.push({ directory: projectDir, file: source, arguments: argv, output: object });
+      compileCommands.push({ directory: projectDir, file: source, arguments: argv, output: object, sig: u.sig });
       return u;
     };
     const projectObjects: string[] = [];
@@ -248,9 +253,9 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
 
     // compile_commands.json changes exactly when a unit's command does: key it on the signatures, so a no-op need not serialise it.
     const writeCompileDbs = async (): Promise<void> => {
-      const key = hashText(units.map((u) => u.sig).join("\n"));
+      const key = hashText(compileCommands.map((c) => c.sig).join("\n"));
       let text: string | undefined;
-      const make = (): string => (text ??= JSON.stringify(compileCommands, null, 1));
+      const make = (): string => (text ??= JSON.stringify(compileCommands.map(({ sig: _sig, ...c }) => c), null, 1));
       await writeIfChanged(join(buildDir, "compile_commands.json"), key, make, state);
       if (opts.rootCompileDb) await writeIfChanged(opts.rootCompileDb, key, make, state);
     };
