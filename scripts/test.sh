@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Tools the suite runs for real (see docs/testing.md).
-need_pkgs=(gcc g++ make gcc-avr avr-libc binutils-avr arduino-core-avr arduino-builder avrdude simavr socat openssl bzip2 xz-utils zstd zip ninja-build)
+# `arduino` ships the example sketches (/usr/share/doc/arduino/examples) and the tools folder that
+# arduino-builder needs (/usr/share/arduino/hardware/tools) for the parity tests.
+need_pkgs=(gcc g++ make binutils bsdutils gcc-avr avr-libc binutils-avr arduino-core-avr arduino-builder arduino avrdude simavr socat openssl bzip2 xz-utils zstd zip ninja-build)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
