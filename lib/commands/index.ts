@@ -14,7 +14,11 @@ type Loader = () => Promise<Array<CommandClass<KilnContext>>>;
 
 export const commandTable: Array<{ word: string; load: Loader }> = [
   { word: "boards", load: async () => [(await import("./boards.js")).BoardsCommand] },
-  { word: "build", load: async () => [(await import("./build.js")).BuildCommand] },
+  {
+    word: "build",
+    // The services a build needs start loading now, beside clipanion's own work, not after it.
+    load: async () => [(await Promise.all([import("./build.js"), import("../build/open.js"), import("../build/index.js")]))[0].BuildCommand],
+  },
   { word: "clean", load: async () => [(await import("./clean.js")).CleanCommand] },
   { word: "compiledb", load: async () => [(await import("./compiledb.js")).CompiledbCommand] },
   { word: "config", load: async () => [(await import("./config.js")).ConfigCommand] },
