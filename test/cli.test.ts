@@ -63,3 +63,19 @@ test("-j4 works like -j 4 (make style)", async () => {
   const r = await runCli(["build", "-d", dir, "-j4"]);
   assert.equal(r.code, 0, r.stderr);
 });
+
+test("a file system refusal (a file where the build dir should be) is a message and a hint, not a stack", async () => {
+  const dir = await tempDir();
+  await writeTree(dir, {
+    "platformio.ini": "[platformio]\nbuild_dir = not-a-dir\n\n[env:native]\nplatform = native\n",
+    "src/main.c": "int main(void){return 0;}\n",
+    "not-a-dir": "a file\n",
+  });
+  const r = await runCli(["build", "-d", dir]);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /KILN_FS_ERROR/);
+  assert.match(r.stderr, /not-a-dir/);
+  assert.match(r.stderr, /hint: a file stands where kiln needs a folder/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  assert.doesNotMatch(r.stderr, /internal error/);
+});

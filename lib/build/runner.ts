@@ -144,6 +144,26 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   let size: EnvBuildResult["size"];
   const compileCommands: CompileEntry[] = [];
   const manifestPath = join(buildDir, MANIFEST_NAME);
+  let failedAlready = false;
+  /** Save the state, report the env's end; a failure to save is thrown only when nothing else failed. */
+  const finish = async (): Promise<void> => {
+    // Saving can fail too (a read-only or full disk). The first failure is the one the user sees.
+    let saveError: unknown;
+    try {
+      await saveState(buildDir, state);
+    } catch (e) {
+      saveError = e;
+      if (status === "ok") status = "failed";
+    }
+    const ms = Math.round(performance.now() - started);
+    const sizeText = size ? `, flash ${fmtSize(size.flashBytes, size.flashMaxBytes)}, RAM ${fmtSize(size.ramBytes, size.ramMaxBytes)}` : "";
+    const verb = opts.compileDbOnly ? "compile_commands.json written" : "built";
+    const summary = `${plan.env}: ${status === "ok" ? verb : status} in ${(ms / 1000).toFixed(2)}s (compiled ${counts.compiled}, reused ${counts.reused}${linked ? ", linked" : ""}${sizeText})`;
+    if (status === "ok") step.succeed(summary);
+    else step.fail(summary);
+    reporter.event({ type: "env-end", env: plan.env, status, ms, compiled: counts.compiled, reused: counts.reused, linked, size });
+    if (saveError !== undefined && !failedAlready) throw saveError;
+  };
 
   try {
     mkdirSync(buildDir, { recursive: true });
@@ -261,6 +281,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     };
     if (opts.compileDbOnly) {
       await writeCompileDbs();
+      await finish();
       return { env: plan.env, status, ms: 0, compiled: 0, reused: 0, linked: false, program: plan.link.output, manifestPath, compileCommands };
     }
 
@@ -339,17 +360,11 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     await writeCompileDbs();
   } catch (e) {
     status = e instanceof CancelledError || opts.signal?.aborted ? "cancelled" : "failed";
+    failedAlready = true;
+    await finish();
     throw e;
-  } finally {
-    await saveState(buildDir, state);
-    const ms = Math.round(performance.now() - started);
-    const sizeText = size ? `, flash ${fmtSize(size.flashBytes, size.flashMaxBytes)}, RAM ${fmtSize(size.ramBytes, size.ramMaxBytes)}` : "";
-    const verb = opts.compileDbOnly ? "compile_commands.json written" : "built";
-    const summary = `${plan.env}: ${status === "ok" ? verb : status} in ${(ms / 1000).toFixed(2)}s (compiled ${counts.compiled}, reused ${counts.reused}${linked ? ", linked" : ""}${sizeText})`;
-    if (status === "ok") step.succeed(summary);
-    else step.fail(summary);
-    reporter.event({ type: "env-end", env: plan.env, status, ms, compiled: counts.compiled, reused: counts.reused, linked, size });
   }
+  await finish();
   return {
     env: plan.env,
     status,

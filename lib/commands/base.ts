@@ -5,7 +5,7 @@
 import { resolve as resolvePath } from "node:path";
 import { Command, Option, UsageError as ClipanionUsageError } from "clipanion";
 import type { BaseContext } from "clipanion";
-import { ExitCode, KilnError, CancelledError, UsageError, isKilnError } from "../core/errors.js";
+import { ExitCode, KilnError, CancelledError, UsageError, errnoCode, isKilnError } from "../core/errors.js";
 import type { Settings } from "../core/config.js";
 import { createReporter, type Reporter } from "../core/report.js";
 
@@ -16,6 +16,17 @@ export interface KilnContext extends BaseContext {
   /** Whether stdout/stderr are terminals. */
   isTTY: boolean;
 }
+
+/** File-system failures that are the user's to fix, with the hint for each. */
+const FS_ERRORS: Record<string, (path: string) => string> = {
+  EACCES: (p) => `kiln may not write ${p}: check its permissions and owner`,
+  EPERM: (p) => `the system refused an operation on ${p}: check its permissions`,
+  EROFS: (p) => `${p} is on a read-only file system: set build_dir (or KILN_HOME) to a writable place`,
+  ENOSPC: (p) => `the disk holding ${p} is full: free some space ('kiln clean', 'kiln pkg gc')`,
+  EDQUOT: (p) => `your disk quota is exhausted on ${p}: free some space`,
+  ENOTDIR: (p) => `a file stands where kiln needs a folder (${p}): check build_dir, src_dir and the paths in the config`,
+  EISDIR: (p) => `a folder stands where kiln needs a file: ${p}`,
+};
 
 export abstract class KilnCommand extends Command<KilnContext> {
   json = Option.Boolean("--json", false, { description: "Print NDJSON events and results on stdout" });
@@ -64,6 +75,15 @@ export abstract class KilnCommand extends Command<KilnContext> {
     if (isKilnError(error)) {
       if (!(error instanceof CancelledError) || this.json) (await this.reporter()).error(error);
       return error instanceof CancelledError ? 130 : error.exitCode;
+    }
+    // The file system refusing (permissions, a full or read-only disk, a file where a folder should be)
+    // is the user's environment, not a kiln bug: a message and a hint, no stack.
+    const sys = errnoCode(error);
+    if (sys && FS_ERRORS[sys] && error instanceof Error) {
+      const path = (error as NodeJS.ErrnoException).path;
+      const e = new KilnError("KILN_FS_ERROR", ExitCode.config, error.message, { hint: FS_ERRORS[sys]!(path ?? "the path above"), cause: error, data: { errno: sys, path } });
+      (await this.reporter()).error(e);
+      return ExitCode.config;
     }
     const err = error instanceof Error ? error : new Error(String(error));
     this.context.stderr.write(`kiln: internal error: ${err.stack ?? err.message}\nThis is a bug in kiln; please report it with the command you ran.\n`);
