@@ -9,25 +9,12 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runCli, tempDir, writeTree, type CliResult } from "../helpers/cli.js";
 import { requireTool } from "../helpers/tools.js";
-
-const DEBIAN_CORE = "/usr/share/arduino/hardware/arduino/avr";
-
-function iniFor(board: string): string {
-  return `[env:${board}]
-platform = atmelavr
-board = ${board}
-framework = arduino
-platform_packages =
-    toolchain-atmelavr @ symlink:///usr
-    framework-arduino-avr @ symlink://${DEBIAN_CORE}
-    tool-avrdude @ symlink:///usr
-`;
-}
+import { debianAvrIni } from "../helpers/avr.js";
 
 async function sketchProject(name: string, board = "uno"): Promise<string> {
   const dir = await tempDir(`kiln-core-${name}-`);
   await writeTree(dir, {
-    "platformio.ini": iniFor(board),
+    "platformio.ini": debianAvrIni(board),
     "src/main.cpp": `#include <Arduino.h>\nvoid setup() { pinMode(13, OUTPUT); }\nvoid loop() { digitalWrite(13, !digitalRead(13)); delay(${name.length * 100}); }\n`,
   });
   return dir;

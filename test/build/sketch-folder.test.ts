@@ -8,16 +8,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, tempDir, writeTree } from "../helpers/cli.js";
 import { requireTool } from "../helpers/tools.js";
+import { DEBIAN_AVR_PACKAGES } from "../helpers/avr.js";
 
-const SETTINGS = JSON.stringify({
-  platformPackages: {
-    atmelavr: [
-      "toolchain-atmelavr @ symlink:///usr",
-      "framework-arduino-avr @ symlink:///usr/share/arduino/hardware/arduino/avr",
-      "tool-avrdude @ symlink:///usr",
-    ],
-  },
-});
+const SETTINGS = JSON.stringify({ platformPackages: { atmelavr: DEBIAN_AVR_PACKAGES } });
 
 describe("sketch folder without a config", () => {
   before(() => requireTool("avr-gcc", "gcc-avr"));

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { kilnBin, repoRoot, tempDir, writeTree } from "../helpers/cli.js";
 import { startPtyExec } from "../helpers/pty.js";
 import { requireTool } from "../helpers/tools.js";
+import { debianAvrIni } from "../helpers/avr.js";
 
 it("kiln upload --monitor flashes, then monitors the same port", async (t) => {
   requireTool("avrdude", "avrdude");
@@ -17,16 +18,7 @@ it("kiln upload --monitor flashes, then monitors the same port", async (t) => {
   requireTool("socat", "socat");
   const dir = await tempDir("kiln-upmon-");
   await writeTree(dir, {
-    "platformio.ini": `[env:uno]
-platform = atmelavr
-board = uno
-framework = arduino
-monitor_speed = 115200
-platform_packages =
-    toolchain-atmelavr @ symlink:///usr
-    framework-arduino-avr @ symlink:///usr/share/arduino/hardware/arduino/avr
-    tool-avrdude @ symlink:///usr
-`,
+    "platformio.ini": debianAvrIni("uno", "monitor_speed = 115200\n"),
     "src/main.cpp": "#include <Arduino.h>\nvoid setup() { Serial.begin(115200); }\nvoid loop() { Serial.println(\"sketch says hi\"); delay(200); }\n",
   });
   const image = join(dir, "flash.bin");

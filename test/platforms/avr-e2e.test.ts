@@ -14,22 +14,13 @@ import { promisify } from "node:util";
 import { repoRoot, runCli, tempDir, writeTree, type CliResult } from "../helpers/cli.js";
 import { requireTool } from "../helpers/tools.js";
 import { startPtyExec } from "../helpers/pty.js";
+import { DEBIAN_AVR_CORE, debianAvrIni } from "../helpers/avr.js";
 
 const exec = promisify(execFile);
-const CORE = "/usr/share/arduino/hardware/arduino/avr";
+const CORE = DEBIAN_AVR_CORE;
 const EXAMPLES = "/usr/share/doc/arduino/examples";
 
-function ini(board: string, extra = "", env = board): string {
-  return `[env:${env}]
-platform = atmelavr
-board = ${board}
-framework = arduino
-platform_packages =
-  toolchain-atmelavr @ symlink:///usr
-  framework-arduino-avr @ symlink://${CORE}
-  tool-avrdude @ symlink:///usr
-${extra}`;
-}
+const ini = debianAvrIni;
 
 const MULTI = {
   "src/Multi.ino": `#include <SPI.h>
