@@ -11,6 +11,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, errnoCode } from "../core/errors.js";
+import { fnmatchSource, isGlob } from "../core/glob.js";
 
 /** Extensions PlatformIO compiles (case-sensitive, like PlatformIO). */
 export const SOURCE_EXTENSIONS: ReadonlySet<string> = new Set(["c", "cc", "cpp", "cxx", "c++", "S", "spp", "SPP", "sx", "s", "asm", "ASM"]);
@@ -74,35 +75,11 @@ async function walk(root: string): Promise<Entry[]> {
   return out;
 }
 
-const MAGIC = /[*?[]/;
-
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-}
-
 /** One glob segment (no `/`) as a regular expression source. */
 function segmentRe(seg: string): string {
-  let re = "";
-  for (let i = 0; i < seg.length; i++) {
-    const c = seg[i]!;
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const close = seg.indexOf("]", i + 2);
-      if (close < 0) {
-        re += "\\[";
-        continue;
-      }
-      let body = seg.slice(i + 1, close).replace(/\\/g, "\\\\");
-      // fnmatch: `!` negates; a leading `^` is a literal character.
-      if (body.startsWith("!")) body = `^${body.slice(1)}`;
-      else if (body.startsWith("^")) body = `\\${body}`;
-      re += `[${body}]`;
-      i = close;
-    } else re += escapeRe(c);
-  }
   // Python glob: wildcards never match a leading dot unless the pattern has one.
-  return MAGIC.test(seg) && !seg.startsWith(".") ? `(?!\\.)${re}` : re;
+  const re = fnmatchSource(seg);
+  return isGlob(seg) && !seg.startsWith(".") ? `(?!\\.)${re}` : re;
 }
 
 /** A glob relative to src_dir as a matcher for `/`-separated relative paths. */

@@ -5,6 +5,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { ExitCode, KilnError, errnoCode } from "../core/errors.js";
+import { fnmatchSource, isGlob } from "../core/glob.js";
 import { openSerialPort, isNoModemLines, type PortOpener } from "./connection.js";
 import { describePort, KNOWN_BRIDGES, listPorts, usbIdOf, type ListPortsOptions, type PortInfo } from "./ports.js";
 
@@ -40,24 +41,8 @@ export interface FindPortOptions {
   listOptions?: ListPortsOptions | undefined;
 }
 
-const isGlob = (s: string): boolean => /[*?[]/.test(s);
-
 function globRegExp(glob: string): RegExp {
-  let re = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = glob.indexOf("]", i + 1);
-      if (end === -1) re += "\\[";
-      else {
-        re += `[${glob.slice(i + 1, end).replace(/^!/, "^").replace(/\\/g, "\\\\")}]`;
-        i = end;
-      }
-    } else re += c.replace(/[.+^${}()|\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
+  return new RegExp(`^${fnmatchSource(glob)}$`);
 }
 
 /** Paths in the glob's directory that match it (ptys and by-id links are not in the listing). */
