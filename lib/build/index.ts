@@ -166,3 +166,44 @@ export async function writeCompileDb(opts: {
   await runPlan({ plan, projectDir: opts.project.dir, reporter: opts.reporter, signal: opts.signal, jobs: 1, keepGoing: false, cacheDir: opts.settings.cacheDir, compileDbOnly: true, rootCompileDb });
   return rootCompileDb;
 }
+
+/**
+ * The manifest's `upload` and `tools` for an env as this machine sees them,
+ * installing only the upload packages: a firmware built on a peer carries
+ * the peer's tool paths, and what runs here is never a peer's choice.
+ */
+export async function localFlashSettings(opts: {
+  project: Project;
+  envName: string;
+  settings: Settings;
+  reporter: Reporter;
+  signal?: AbortSignal | undefined;
+  offline?: boolean | undefined;
+  /** Install the upload packages (kiln upload); otherwise `tools` names only what is installed already. */
+  install: boolean;
+}): Promise<{ upload: Record<string, unknown>; tools: Record<string, string> }> {
+  const env = opts.project.env(opts.envName);
+  const platform = getPlatform(env.platform, env.options.platform?.location ?? env.location);
+  if (!platform.flashSettings) return { upload: {}, tools: {} };
+  const board = platform.resolveBoard(env);
+  const requests = platform.packages(env, board);
+  const only = requests.filter((r) => r.forUpload).map((r) => r.name);
+  let packages: Record<string, string> = {};
+  if (only.length && opts.install) {
+    const { ensurePackages } = await import("../toolchains/index.js");
+    packages = await ensurePackages({
+      platform: platform.id,
+      envName: env.name,
+      requests,
+      platformPackages: env.platformPackages,
+      lockFile: join(opts.project.dir, "kiln.lock"),
+      settings: opts.settings,
+      reporter: opts.reporter,
+      signal: opts.signal,
+      offline: opts.offline ?? opts.settings.offline,
+      includeUpload: true,
+      only,
+    });
+  }
+  return platform.flashSettings(env, board, packages);
+}

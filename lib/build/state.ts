@@ -64,3 +64,28 @@ export function hashText(text: string): string {
 export function commandSig(argv: readonly string[]): string {
   return hashText(argv.join("\0"));
 }
+
+/**
+ * Forget what this machine knows about some outputs (a peer just replaced
+ * them): the next local build makes them again instead of trusting a stamp
+ * that describes other bytes.
+ */
+export async function forgetOutputs(buildDir: string, outputs: readonly string[]): Promise<void> {
+  const state = loadState(buildDir);
+  let changed = false;
+  for (const o of outputs) {
+    if (state.outputs[o]) {
+      delete state.outputs[o];
+      changed = true;
+    }
+    if (state.written[o]) {
+      delete state.written[o];
+      changed = true;
+    }
+  }
+  if (state.size) {
+    state.size = undefined;
+    changed = true;
+  }
+  if (changed) await saveState(buildDir, state);
+}

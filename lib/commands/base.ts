@@ -2,12 +2,14 @@
  * The base of every kiln command: shared flags, reporter choice, and the one
  * place where thrown errors become exit codes and messages.
  */
-import { resolve as resolvePath } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve as resolvePath } from "node:path";
 import { Command, Option, UsageError as ClipanionUsageError } from "clipanion";
 import type { BaseContext } from "clipanion";
 import { ExitCode, KilnError, CancelledError, UsageError, errnoCode, isKilnError } from "../core/errors.js";
 import type { Settings } from "../core/config.js";
 import { createReporter, type Reporter } from "../core/report.js";
+import type { BuildOptions, BuildSummary } from "../build/index.js";
 
 export interface KilnContext extends BaseContext {
   settings: Settings;
@@ -115,4 +117,22 @@ export function parseJobs(value: string | undefined): number | undefined {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`-j/--jobs must be a positive integer, got '${value}'`, { hint: "e.g. -j 4" });
   return n;
+}
+
+/** `--remote auto|always|never`, else settings (`remote` in settings.json, KILN_REMOTE), else auto. */
+export function parseRemote(value: string | undefined, settings: Settings): "auto" | "always" | "never" {
+  const v = value ?? settings.remote ?? "auto";
+  if (v !== "auto" && v !== "always" && v !== "never") throw new UsageError(`--remote must be auto, always or never, got '${v}'`);
+  return v;
+}
+
+/**
+ * Build locally, or through the peer scheduler when peers are paired (or
+ * `--remote always`). Without a peers file nothing of lib/remote is loaded.
+ */
+export async function buildMaybeRemote(options: BuildOptions, remote: { mode: "auto" | "always" | "never"; board?: string | undefined }): Promise<BuildSummary> {
+  const usePeers = remote.mode === "always" || (remote.mode === "auto" && existsSync(join(options.settings.configDir, "peers.json")));
+  if (!usePeers) return (await import("../build/index.js")).buildProject(options);
+  const { buildWithPeers } = await import("../remote/build.js");
+  return buildWithPeers({ ...options, mode: remote.mode, board: remote.board });
 }

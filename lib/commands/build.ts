@@ -1,5 +1,5 @@
 import { Command, Option } from "clipanion";
-import { ProjectCommand, parseJobs } from "./base.js";
+import { ProjectCommand, buildMaybeRemote, parseJobs, parseRemote } from "./base.js";
 
 export class BuildCommand extends ProjectCommand {
   static override paths = [["build"]];
@@ -24,6 +24,7 @@ export class BuildCommand extends ProjectCommand {
   board = Option.String("-b,--board", { description: "Board id for a folder without platformio.ini (see 'kiln boards')" });
   jobs = Option.String("-j,--jobs", { description: "Parallel compiles (default: number of CPUs)" });
   keepGoing = Option.Boolean("-k,--keep-going", false, { description: "Keep compiling other files and envs after an error" });
+  remote = Option.String("--remote", { description: "Build on a paired peer: auto (when one is free; the default), always, never" });
   offline = Option.Boolean("--offline", false, { description: "Never use the network; fail if a package is missing" });
   frozenLockfile = Option.Boolean("--frozen-lockfile", false, { description: "Fail if kiln.lock would change" });
 
@@ -31,11 +32,11 @@ export class BuildCommand extends ProjectCommand {
     const reporter = await this.reporter();
     const jobs = parseJobs(this.jobs);
     const { openProject } = await import("../build/open.js");
-    const { buildProject, throwIfFailed } = await import("../build/index.js");
+    const { throwIfFailed } = await import("../build/index.js");
     const { settings, signal } = this.context;
     const project = await openProject({ dir: this.projectDirOr(this.target), settings, board: this.board });
     for (const w of project.warnings) reporter.warn(w);
-    const summary = await buildProject({
+    const options = {
       project,
       envNames: project.selectEnvs(this.environments),
       settings,
@@ -46,7 +47,8 @@ export class BuildCommand extends ProjectCommand {
       offline: this.offline || undefined,
       frozenLockfile: this.frozenLockfile,
       colorDiagnostics: this.useColor(),
-    });
+    };
+    const summary = await buildMaybeRemote(options, { mode: parseRemote(this.remote, settings), board: this.board });
     // With --keep-going several envs can fail: show each, then exit with the summary.
     if (summary.errors.length > 1) for (const e of summary.errors) reporter.error(e.error);
     throwIfFailed(summary);

@@ -27,6 +27,13 @@ export const commandTable: Array<{ word: string; load: Loader }> = [
   { word: "init", load: async () => [(await import("./init.js")).InitCommand] },
   { word: "monitor", load: async () => [(await import("./monitor.js")).MonitorCommand] },
   { word: "device", load: async () => [(await import("./monitor.js")).MonitorCommand] },
+  {
+    word: "peer",
+    load: async () => {
+      const [serve, pair, approve, list, remove] = await Promise.all([import("./peer/serve.js"), import("./peer/pair.js"), import("./peer/approve.js"), import("./peer/list.js"), import("./peer/remove.js")]);
+      return [serve.PeerServeCommand, pair.PeerPairCommand, approve.PeerApproveCommand, approve.PeerDenyCommand, list.PeerListCommand, remove.PeerRemoveCommand, remove.PeerRevokeCommand];
+    },
+  },
   { word: "run", load: async () => [(await import("./run.js")).RunCommand] },
   { word: "upload", load: async () => [(await import("./upload.js")).UploadCommand] },
   {

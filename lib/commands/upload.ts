@@ -1,6 +1,6 @@
 import { Command, Option } from "clipanion";
 import * as t from "typanion";
-import { ProjectCommand } from "./base.js";
+import { ProjectCommand, buildMaybeRemote, parseRemote } from "./base.js";
 
 export class UploadCommand extends ProjectCommand {
   static override paths = [["upload"]];
@@ -32,19 +32,20 @@ export class UploadCommand extends ProjectCommand {
   eeprom = Option.Boolean("--eeprom", false, { description: "Also write the EEPROM image (.eep)" });
   monitor = Option.Boolean("-m,--monitor", false, { description: "Open the serial monitor after flashing" });
   jobs = Option.String("-j,--jobs", { description: "Parallel compiles (default: number of CPUs)", validator: t.cascade(t.isNumber(), t.isInteger(), t.isAtLeast(1)) });
+  remote = Option.String("--remote", { description: "Build on a paired peer: auto (when one is free; the default), always, never" });
   offline = Option.Boolean("--offline", false, { description: "Never use the network; fail if a package is missing" });
 
   async execute(): Promise<number> {
     const reporter = await this.reporter();
     const { openProject } = await import("../build/open.js");
-    const { buildProject, throwIfFailed } = await import("../build/index.js");
+    const { throwIfFailed } = await import("../build/index.js");
     const { uploadFirmware } = await import("../flash/index.js");
     const { shellQuote } = await import("../core/report.js");
     const { settings, signal } = this.context;
     const project = await openProject({ dir: this.projectDirOr(this.target), settings, board: this.board });
     for (const w of project.warnings) reporter.warn(w);
     const envNames = project.selectEnvs(this.environments);
-    const summary = await buildProject({
+    const options = {
       project,
       envNames,
       settings,
@@ -54,7 +55,8 @@ export class UploadCommand extends ProjectCommand {
       keepGoing: false,
       offline: this.offline || undefined,
       includeUpload: true,
-    });
+    };
+    const summary = await buildMaybeRemote(options, { mode: parseRemote(this.remote, settings), board: this.board });
     throwIfFailed(summary);
     let lastPort: string | undefined;
     for (const built of summary.envs) {

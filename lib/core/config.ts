@@ -31,6 +31,8 @@ export interface UserSettings {
    * config (`kiln build Blink --board uno`), e.g. Debian's system toolchain.
    */
   platformPackages?: Record<string, string[]>;
+  /** Build on paired peers: `auto` (when one is free), `always`, `never` (`--remote`). */
+  remote?: "auto" | "always" | "never";
 }
 
 export interface Settings extends UserSettings {
@@ -71,6 +73,10 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
   const proxy = user.proxy || env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy || undefined;
   const noProxy = (env.NO_PROXY || env.no_proxy || "").split(",").map((s) => s.trim()).filter(Boolean);
   const caFile = env.KILN_CA_FILE || user.caFile;
+  const remote = env.KILN_REMOTE || user.remote;
+  if (remote !== undefined && remote !== "auto" && remote !== "always" && remote !== "never") {
+    throw new ConfigError("KILN_SETTINGS_INVALID", `remote must be auto, always or never, got '${remote}'`, { location: { file: env.KILN_REMOTE ? "KILN_REMOTE" : settingsFile } });
+  }
 
   return {
     ...user,
@@ -85,6 +91,7 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     proxy,
     noProxy,
     caFile,
+    remote,
   };
 }
 
@@ -124,6 +131,7 @@ function readUserSettings(file: string): UserSettings {
   if (check("offline", "boolean")) out.offline = s.offline as boolean;
   if (check("proxy", "string")) out.proxy = s.proxy as string;
   if (check("downloadTimeoutMs", "number")) out.downloadTimeoutMs = s.downloadTimeoutMs as number;
+  if (check("remote", "string")) out.remote = s.remote as UserSettings["remote"];
   if (s.platformPackages !== undefined) {
     const pp = s.platformPackages;
     const ok = typeof pp === "object" && pp !== null && !Array.isArray(pp) && Object.values(pp).every((v) => Array.isArray(v) && v.every((x) => typeof x === "string"));

@@ -34,6 +34,8 @@ export interface FirmwareManifest {
   size?: { flashBytes: number; ramBytes: number; flashMaxBytes?: number | undefined; ramMaxBytes?: number | undefined } | undefined;
   toolchain: string;
   builtAt: string;
+  /** Set when a build peer made the images: which one (its label and pin). */
+  peer?: { label: string; pin: string } | undefined;
 }
 
 /** Read and sanity-check a manifest; a missing one means "not built yet". */

@@ -270,6 +270,9 @@ export const atmelavrPlatform: PlatformModule = {
     out.push({ name: AVR_UPLOADER, kind: "uploader", forUpload: true });
     return out;
   },
+  async flashSettings(env, board, packages) {
+    return { upload: avrUploadSettings(env, board ?? atmelavrPlatform.resolveBoard(env)!), tools: await avrdudeTools(packages[AVR_UPLOADER]) };
+  },
   async plan(ctx: PlanContext): Promise<BuildPlan> {
     const { env, project, buildDir } = ctx;
     const board = ctx.board ?? atmelavrPlatform.resolveBoard(env)!;

@@ -167,4 +167,10 @@ export interface PlatformModule {
   resolveBoard(env: ResolvedEnv): BoardDefinition | undefined;
   packages(env: ResolvedEnv, board: BoardDefinition | undefined): PackageRequest[];
   plan(ctx: PlanContext): Promise<BuildPlan>;
+  /**
+   * The manifest's `upload` and `tools` as this machine sees them, for a
+   * firmware built elsewhere: a peer's tool paths mean nothing here, and what
+   * runs on this machine is never a peer's choice.
+   */
+  flashSettings?(env: ResolvedEnv, board: BoardDefinition | undefined, packages: Record<string, string>): Promise<{ upload: Record<string, unknown>; tools: Record<string, string> }>;
 }

@@ -46,6 +46,12 @@ export interface EnsurePackagesOptions {
   includeUpload?: boolean | undefined;
   /** Re-resolve every package from its source (kiln pkg update). */
   update?: boolean | undefined;
+  /**
+   * Install only these packages (the lock still covers every request): a
+   * client flashing a firmware built on a peer needs the uploader, not the
+   * compiler.
+   */
+  only?: readonly string[] | undefined;
   /** Override the host (tests; cross-host lock checks). */
   host?: Host | undefined;
 }
@@ -127,6 +133,7 @@ export async function ensurePackages(opts: EnsurePackagesOptions): Promise<Recor
   const missing: Array<{ name: string; pkg: LockedPackage; archive?: LockedArchive }> = [];
   for (const [name, pkg] of Object.entries(env.packages)) {
     if (pkg.forUpload && !opts.includeUpload) continue;
+    if (opts.only && !opts.only.includes(name)) continue;
     if (pkg.type === "symlink" || pkg.type === "system") {
       dirs[name] = pkg.path!;
       continue;

@@ -1,0 +1,60 @@
+import { Command, Option } from "clipanion";
+import { KilnCommand } from "../base.js";
+import { KilnError, ExitCode } from "../../core/errors.js";
+
+export class PeerRemoveCommand extends KilnCommand {
+  static override paths = [["peer", "remove"]];
+  static override usage = Command.Usage({
+    category: "Build peers",
+    description: "Forget a peer this machine builds on",
+    details: "Builds stop using it at once. To use it again, pair again.",
+    examples: [
+      ["Forget the peer 'lab'", "$0 peer remove lab"],
+      ["By pin prefix", "$0 peer remove 3f2a9c1b77d0"],
+    ],
+  });
+
+  key = Option.String({ name: "label-or-pin" });
+
+  async execute(): Promise<number> {
+    const reporter = await this.reporter();
+    const { readPeers, writePeers, findRow, peersFile } = await import("../../remote/store.js");
+    const dir = this.context.settings.configDir;
+    const rows = await readPeers(dir);
+    const row = findRow(rows, this.key, peersFile(dir));
+    if (!row) throw new KilnError("KILN_NO_SUCH_PEER", ExitCode.usage, `no paired peer '${this.key}'`, { hint: "see 'kiln peer list'" });
+    await writePeers(dir, rows.filter((r) => r !== row));
+    if (this.json) reporter.event({ type: "result", command: "peer remove", label: row.label, pin: row.pin });
+    else this.context.stdout.write(`Removed peer '${row.label}'.\n`);
+    return 0;
+  }
+}
+
+export class PeerRevokeCommand extends KilnCommand {
+  static override paths = [["peer", "revoke"]];
+  static override usage = Command.Usage({
+    category: "Build peers",
+    description: "Revoke a client of this machine's peer server",
+    details: "Its next request gets 403 and no work is done, also while `kiln peer serve` keeps running.",
+    examples: [
+      ["Revoke the client 'laptop'", "$0 peer revoke laptop"],
+      ["By id or pin prefix", "$0 peer revoke 3f2a9c0e1b"],
+    ],
+  });
+
+  key = Option.String({ name: "id-label-or-pin" });
+
+  async execute(): Promise<number> {
+    const reporter = await this.reporter();
+    const { readClients, writeClients, findRow, clientsFile } = await import("../../remote/store.js");
+    const dir = this.context.settings.configDir;
+    const rows = await readClients(dir);
+    const row = findRow(rows, this.key, clientsFile(dir));
+    if (!row) throw new KilnError("KILN_NO_SUCH_CLIENT", ExitCode.usage, `no paired client '${this.key}'`, { hint: "see 'kiln peer list'; a waiting request is refused with 'kiln peer deny ID'" });
+    row.status = "revoked";
+    await writeClients(dir, rows);
+    if (this.json) reporter.event({ type: "result", command: "peer revoke", id: row.id, label: row.label, pin: row.pin });
+    else this.context.stdout.write(`Revoked client '${row.label}'.\n`);
+    return 0;
+  }
+}
