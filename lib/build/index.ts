@@ -31,6 +31,8 @@ export interface BuildOptions {
   colorDiagnostics?: boolean | undefined;
   /** Also install upload tools (kiln upload). */
   includeUpload?: boolean | undefined;
+  /** See RunPlanOptions.debugPrefixMap (a peer building a client's project). */
+  debugPrefixMap?: { from: string; to: string } | undefined;
 }
 
 export interface BuildSummary {
@@ -108,6 +110,7 @@ export async function buildProject(opts: BuildOptions): Promise<BuildSummary> {
         keepGoing: opts.keepGoing,
         cacheDir: opts.settings.cacheDir,
         colorDiagnostics: opts.colorDiagnostics,
+        debugPrefixMap: opts.debugPrefixMap,
         // The root compile_commands.json (for clangd) follows the first env built.
         rootCompileDb: results.length === 0 ? join(opts.project.dir, "compile_commands.json") : undefined,
       });

@@ -39,6 +39,12 @@ export interface RunPlanOptions {
   compileDbOnly?: boolean | undefined;
   /** Also write compile_commands.json here (the project root, for clangd). */
   rootCompileDb?: string | undefined;
+  /**
+   * Debug info names `to` where the sources say `from` (a peer building a
+   * client's project: the ELF then points at the client's files, and equals
+   * the client's own build). Like colour, never part of a signature.
+   */
+  debugPrefixMap?: { from: string; to: string } | undefined;
 }
 
 export interface CompileCommand {
@@ -442,6 +448,7 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
         const dep = `${tmp}.d`;
         const runArgv = [...u.argv.slice(0, -1), tmp, "-MMD", "-MF", dep];
         if (ctx.colorDiagnostics) runArgv.splice(runArgv.lastIndexOf("-c"), 0, "-fdiagnostics-color=always");
+        if (ctx.debugPrefixMap) runArgv.splice(runArgv.lastIndexOf("-c"), 0, `-fdebug-prefix-map=${ctx.debugPrefixMap.from}=${ctx.debugPrefixMap.to}`);
         reporter.event({ type: "compile-start", env: plan.env, file: u.label, object: ctx.rel(u.object) });
         const t0 = Date.now();
         const p0 = performance.now();

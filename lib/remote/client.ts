@@ -129,10 +129,10 @@ export class PeerClient {
   }
 
   mapError(e: unknown): KilnError {
-    if (e instanceof KilnError) return e;
     const code = (e as NodeJS.ErrnoException).code ?? "";
     const msg = (e as Error).message ?? String(e);
     if (code === "KILN_PIN_MISMATCH") return authFailure(this.peer, `presented a key that is not the paired one (${msg})`, e);
+    if (e instanceof KilnError) return e;
     if (code === "ABORT_ERR") return new CancelledError();
     if (/^ERR_SSL|^ERR_TLS|CERT|alert/i.test(code) || /certificate|alert|handshake/i.test(msg)) return authFailure(this.peer, `the TLS handshake failed: ${msg}`, e);
     return unreachable(this.peer, e);
@@ -254,6 +254,7 @@ export async function buildEnvRemotely(o: RemoteEnvOptions): Promise<EnvBuildRes
     project: projectKey(o.project.dir),
     env: o.envName,
     board: o.board,
+    projectDir: /[=\n\r\0]/.test(o.project.dir) ? undefined : o.project.dir,
     files: o.files.files,
     verbose: o.verbose,
     color: o.color,
@@ -265,7 +266,11 @@ export async function buildEnvRemotely(o: RemoteEnvOptions): Promise<EnvBuildRes
   }
   if (answer.status !== "queued") throw new RemoteError("KILN_REMOTE_REJECTED", ExitCode.remote, `peer '${label}' still lacks ${answer.missing.length} uploaded files`, { hint: "retry; if it persists, see the peer's log" });
   const end = await followJob(client, answer.jobId, answer.workspace, o);
-  if (end.status === "cancelled") throw new CancelledError();
+  if (end.status === "cancelled") {
+    if (o.signal?.aborted) throw new CancelledError();
+    // Not our cancel: the peer is stopping. Like a lost connection, the build goes elsewhere.
+    throw unreachable(client.peer, new Error("the peer cancelled the build (it is shutting down)"), true);
+  }
   if (end.status === "failed") throw remoteFailure(label, end.error);
   const buildDir = join(o.project.dirs.build, o.envName);
   const manifestPath = await fetchArtifacts(client, answer.jobId, buildDir, o);

@@ -291,6 +291,8 @@ export class PeerServer {
       project: str(body, "project", { pattern: KEY_PATTERN }),
       env: str(body, "env", { pattern: /^[A-Za-z0-9_.-]{1,64}$/ }),
       board: str(body, "board", { optional: true, pattern: /^[A-Za-z0-9_.-]{0,64}$/ }) || undefined,
+      // Only ever a debug-info label: absolute, one line, no '=' (it ends the map's first half).
+      projectDir: str(body, "projectDir", { optional: true, max: 4096, pattern: /^(\/|[A-Za-z]:[\\/])[^\0\n\r=]*$/ }) || undefined,
       files: checkFileManifest(body.files),
       verbose: body.verbose === true,
       color: body.color === true,

@@ -48,6 +48,8 @@ export interface JobRequest {
   env: string;
   /** `--board` for a sketch folder without config. */
   board?: string | undefined;
+  /** The project's path on the client: the peer's debug info names it instead of the workspace. */
+  projectDir?: string | undefined;
   files: FileEntry[];
   verbose?: boolean | undefined;
   color?: boolean | undefined;
