@@ -399,4 +399,87 @@ describe("when the peer changes or goes away", () => {
     const never = await kiln(["build", "-d", proj, "--remote", "never"], client);
     assert.doesNotMatch(never.stderr, /Building locally/);
   });
+
+  it("the connection lost mid-job: one retry on another peer", async () => {
+    const slow = await slowCc(join(dir), 20);
+    await rm(join(dir, "cc-pids"), { force: true });
+    const first = await startPeer(join(dir, "retry-1"), ["--pair"], slow.env);
+    const second = await startPeer(join(dir, "retry-2"), ["--pair"]);
+    try {
+      const client = join(dir, "retry-client");
+      // The older pairing is tried first.
+      assert.equal((await pair(client, first, ["--name", "first"])).code, 0);
+      assert.equal((await pair(client, second, ["--name", "second"])).code, 0);
+      const proj = await cProject(join(dir, "retry-proj"));
+      const build = spawnKiln(["build", "-d", proj], { env: { KILN_HOME: client } });
+      const deadline = Date.now() + 20_000;
+      while (!(await slow.pids()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok((await slow.pids()).length, build.stderr());
+      await first.stop("SIGKILL");
+      for (const pid of await slow.pids()) if (alive(pid)) process.kill(pid, "SIGKILL");
+      const done = await build.exited;
+      assert.equal(done.code, 0, build.stderr());
+      assert.match(build.stderr(), /peer 'first' .*was lost/);
+      assert.match(build.stderr(), /Building native on peer 'second'/);
+      assert.doesNotMatch(build.stderr(), /Building locally/);
+    } finally {
+      await first.stop();
+      await second.stop();
+    }
+  });
+
+  it("SIGTERM stops the peer gracefully: its running build is cancelled, the client builds locally", async () => {
+    const slow = await slowCc(join(dir), 30);
+    await rm(join(dir, "cc-pids"), { force: true });
+    const peer = await startPeer(join(dir, "term"), ["--pair"], slow.env);
+    const client = join(dir, "term-client");
+    assert.equal((await pair(client, peer)).code, 0);
+    const proj = await cProject(join(dir, "term-proj"));
+    const build = spawnKiln(["build", "-d", proj], { env: { KILN_HOME: client } });
+    const deadline = Date.now() + 20_000;
+    while (!(await slow.pids()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const pids = await slow.pids();
+    assert.ok(pids.length, build.stderr());
+    const stopped = await peer.stop("SIGTERM");
+    assert.equal(stopped.code, 0, peer.proc.stderr());
+    assert.ok(pids.every((p) => !alive(p)), "the peer's compiler outlived it");
+    assert.ok(peer.logs().some((l) => / cancelled in /.test(l)), peer.logs().join("\n"));
+    const done = await build.exited;
+    assert.equal(done.code, 0, build.stderr());
+    assert.match(build.stderr(), /Building locally: /);
+  });
+
+  it("guards on the peer: a build over its time limit is stopped; low disk sends the client elsewhere", async () => {
+    const slow = await slowCc(join(dir), 30);
+    await rm(join(dir, "cc-pids"), { force: true });
+    const peer = await startPeer(join(dir, "limit"), ["--pair", "--time-limit", "1"], slow.env);
+    try {
+      const client = join(dir, "limit-client");
+      assert.equal((await pair(client, peer)).code, 0);
+      const proj = await cProject(join(dir, "limit-proj"));
+      const r = await kiln(["build", "-d", proj, "--remote", "always", "--json"], client);
+      assert.equal(r.code, 8, r.stderr);
+      assert.equal(errorCode(r), "KILN_REMOTE_TIME_LIMIT");
+      const pids = await slow.pids();
+      assert.ok(pids.length);
+      await waitUntil(() => pids.every((p) => !alive(p)), 5000, () => "the compiler survived the time limit");
+    } finally {
+      await peer.stop();
+    }
+    const full = await startPeer(join(dir, "full"), ["--pair", "--min-free", String(2 ** 40)]);
+    try {
+      const client = join(dir, "full-client");
+      assert.equal((await pair(client, full)).code, 0);
+      const proj = await cProject(join(dir, "full-proj"));
+      const r = await kiln(["build", "-d", proj], client);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /MiB free, below its/);
+      assert.match(r.stderr, /Building locally: /);
+      // The settings default: KILN_REMOTE=always makes the same build fail instead.
+      const always = await kiln(["build", "-d", proj, "--json"], client, { KILN_REMOTE: "always" });
+      assert.equal(always.code, 8);
+    } finally {
+      await full.stop();
+    }
+  });
 });
