@@ -4,7 +4,7 @@
 // import lazily stay lazy (esbuild code splitting: one chunk per dynamic import). Every other
 // package stays external and is loaded from node_modules only when used (got, tar, serialport…).
 import { build } from "esbuild";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -27,8 +27,11 @@ const clipanionEsm = {
   },
 };
 
+// Start empty: chunk names carry content hashes, so old ones would pile up (and ship).
+rmSync(join(root, "dist", "bundle"), { recursive: true, force: true });
+
 await build({
-  entryPoints: [join(root, "dist", "cli.js")],
+  entryPoints: [join(root, "dist", "cli.js"), join(root, "dist", "fastpath.js")],
   outdir: join(root, "dist", "bundle"),
   bundle: true,
   splitting: true,

@@ -31,6 +31,11 @@ export interface BuildOptions {
   colorDiagnostics?: boolean | undefined;
   /** Also install upload tools (kiln upload). */
   includeUpload?: boolean | undefined;
+  /**
+   * The command's no-op key (lib/build/noop.ts): after a build that changed
+   * nothing, write the stamp the launcher checks; after any other, remove it.
+   */
+  noopKey?: string | undefined;
   /** See RunPlanOptions.debugPrefixMap (a peer building a client's project). */
   debugPrefixMap?: { from: string; to: string } | undefined;
 }
@@ -89,6 +94,7 @@ export async function planEnv(opts: BuildOptions & { envName: string; prober: Pr
 
 export async function buildProject(opts: BuildOptions): Promise<BuildSummary> {
   const started = performance.now();
+  const startedAt = Date.now();
   const { reporter } = opts;
   const prober = new Prober(join(opts.settings.cacheDir, "probes.json"), opts.settings.env, opts.signal);
   const results: EnvBuildResult[] = [];
@@ -111,6 +117,7 @@ export async function buildProject(opts: BuildOptions): Promise<BuildSummary> {
         cacheDir: opts.settings.cacheDir,
         colorDiagnostics: opts.colorDiagnostics,
         debugPrefixMap: opts.debugPrefixMap,
+        collectNoop: opts.noopKey !== undefined ? { path: opts.settings.env.PATH } : undefined,
         // The root compile_commands.json (for clangd) follows the first env built.
         rootCompileDb: results.length === 0 ? join(opts.project.dir, "compile_commands.json") : undefined,
       });
@@ -128,6 +135,7 @@ export async function buildProject(opts: BuildOptions): Promise<BuildSummary> {
     }
   }
   const status: BuildSummary["status"] = cancelled ? "cancelled" : errors.length ? "failed" : "ok";
+  if (opts.noopKey !== undefined) await stampNoop(opts, results, status, startedAt);
   const ms = Math.round(performance.now() - started);
   reporter.event({
     type: "summary",
@@ -139,6 +147,26 @@ export async function buildProject(opts: BuildOptions): Promise<BuildSummary> {
     ],
   });
   return { status, ms, envs: results, errors };
+}
+
+/** After a build in which nothing happened, record what it rested on (lib/build/noop.ts); otherwise forget any old record. */
+async function stampNoop(opts: BuildOptions, results: EnvBuildResult[], status: BuildSummary["status"], startedAt: number): Promise<void> {
+  const noop = await import("./noop.js");
+  const dir = opts.project.dir;
+  const all = results.map((r) => r.noop);
+  if (status !== "ok" || opts.project.warnings.length || all.length !== opts.envNames.length || all.some((n) => !n)) {
+    noop.removeStamp(dir);
+    return;
+  }
+  const { settings } = opts;
+  const inputs = [...opts.project.files, join(dir, "kiln.lock"), settings.settingsFile, join(settings.configDir, "peers.json")];
+  noop.writeStamp(
+    dir,
+    { key: opts.noopKey!, envHash: noop.envHash(settings.env), envs: results.map((r) => ({ env: r.env, reused: r.reused, sizeText: r.noop!.sizeText })) },
+    [...inputs, ...all.flatMap((n) => n!.files)],
+    all.flatMap((n) => n!.dirs),
+    startedAt,
+  );
 }
 
 /** Throw the first failure of a summary (the command layer's exit code), after all were reported. */

@@ -22,6 +22,7 @@ import type { BuildPlan, CompileRecipe, SourceGroup } from "../platforms/types.j
 import { selectSources, SKETCH_EXTENSIONS, SOURCE_EXTENSIONS } from "../project/filter.js";
 import { parseDepfile } from "./depfile.js";
 import { findUsedLibraries, listLibraries, SOURCE_EXTS, type Library } from "./libraries.js";
+import { whichSync } from "./noop.js";
 import { commandSig, hashText, loadState, saveState, type BuildState, type OutputRecord } from "./state.js";
 
 export interface RunPlanOptions {
@@ -45,6 +46,8 @@ export interface RunPlanOptions {
    * the client's own build). Like colour, never part of a signature.
    */
   debugPrefixMap?: { from: string; to: string } | undefined;
+  /** Collect what a no-op looked at (EnvBuildResult.noop), for the launcher's no-op stamp; `path` finds bare tool names. */
+  collectNoop?: { path: string | undefined } | undefined;
 }
 
 export interface CompileCommand {
@@ -70,6 +73,8 @@ export interface EnvBuildResult {
   program: string;
   manifestPath: string;
   compileCommands: CompileCommand[];
+  /** Set when nothing ran and nothing recorded changed (and collectNoop was asked): what this build depended on. */
+  noop?: { files: string[]; dirs: string[]; sizeText: string } | undefined;
 }
 
 interface Unit {
@@ -136,6 +141,8 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   const { plan, reporter, projectDir } = opts;
   const buildDir = plan.buildDir;
   const state = loadState(buildDir);
+  const stateBefore = opts.collectNoop ? JSON.stringify(state) : "";
+  let noopDirs: (() => string[]) | undefined;
   const mt = new Mtimes();
   const counts = { compiled: 0, reused: 0 };
   const rel = (p: string): string => {
@@ -151,6 +158,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   const compileCommands: CompileEntry[] = [];
   const manifestPath = join(buildDir, MANIFEST_NAME);
   let failedAlready = false;
+  let sizeText = "";
   /** Save the state, report the env's end; a failure to save is thrown only when nothing else failed. */
   const finish = async (): Promise<void> => {
     // Saving can fail too (a read-only or full disk). The first failure is the one the user sees.
@@ -162,7 +170,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       if (status === "ok") status = "failed";
     }
     const ms = Math.round(performance.now() - started);
-    const sizeText = size ? `, flash ${fmtSize(size.flashBytes, size.flashMaxBytes)}, RAM ${fmtSize(size.ramBytes, size.ramMaxBytes)}` : "";
+    sizeText = size ? `, flash ${fmtSize(size.flashBytes, size.flashMaxBytes)}, RAM ${fmtSize(size.ramBytes, size.ramMaxBytes)}` : "";
     const verb = opts.compileDbOnly ? "compile_commands.json written" : "built";
     const summary = `${plan.env}: ${status === "ok" ? verb : status} in ${(ms / 1000).toFixed(2)}s (compiled ${counts.compiled}, reused ${counts.reused}${linked ? ", linked" : ""}${sizeText})`;
     if (status === "ok") step.succeed(summary);
@@ -205,6 +213,8 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       stat: mt.stat,
     });
     const libIncludes = libraries.flatMap((l) => l.includeDirs);
+    // What decides which files are compiled: the folders' listings (read again only for a no-op stamp).
+    noopDirs = () => [...walkDirs(plan.project.srcDir), ...plan.libraries.storages, ...available.map((l) => l.root), ...libraries.flatMap((l) => walkDirs(l.root))];
 
     // 3. Compile units.
     const units: Unit[] = [];
@@ -370,8 +380,10 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     await finish();
     throw e;
   }
+  const unchanged = opts.collectNoop !== undefined && status === "ok" && counts.compiled === 0 && JSON.stringify(state) === stateBefore;
   await finish();
   return {
+    noop: unchanged ? { files: noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop!.path), dirs: noopDirs?.() ?? [], sizeText } : undefined,
     env: plan.env,
     status,
     ms: Math.round(performance.now() - started),
@@ -383,6 +395,37 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     manifestPath,
     compileCommands,
   };
+}
+
+/** Every file a no-op build's verdict rests on: outputs, their inputs, what it writes, its tools. */
+function noopFiles(plan: BuildPlan, state: BuildState, manifestPath: string, rootCompileDb: string | undefined, path: string | undefined): string[] {
+  const files = new Set<string>([manifestPath, join(plan.buildDir, "compile_commands.json")]);
+  if (rootCompileDb) files.add(rootCompileDb);
+  for (const [out, rec] of Object.entries(state.outputs)) {
+    files.add(out);
+    for (const d of rec.deps) files.add(d);
+  }
+  const tools = [plan.toolchain.cc, plan.toolchain.cxx, plan.toolchain.ar, plan.size?.argv[0], ...plan.images.map((i) => i.argv(i.output)[0])];
+  for (const t of tools) {
+    const p = t && whichSync(t, path);
+    if (p) files.add(p);
+  }
+  return [...files];
+}
+
+/** A folder and every folder below it. */
+function walkDirs(root: string): string[] {
+  const out = [root];
+  for (let i = 0; i < out.length; i++) {
+    let entries;
+    try {
+      entries = readdirSync(out[i]!, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) if (e.isDirectory() && e.name !== ".git" && e.name !== ".svn" && e.name !== ".kiln") out.push(join(out[i]!, e.name));
+  }
+  return out;
 }
 
 function fmtSize(used: number, max: number | undefined): string {

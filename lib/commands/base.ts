@@ -134,5 +134,6 @@ export async function buildMaybeRemote(options: BuildOptions, remote: { mode: "a
   const usePeers = remote.mode === "always" || (remote.mode === "auto" && existsSync(join(options.settings.configDir, "peers.json")));
   if (!usePeers) return (await import("../build/index.js")).buildProject(options);
   const { buildWithPeers } = await import("../remote/build.js");
-  return buildWithPeers({ ...options, mode: remote.mode, board: remote.board });
+  // The launcher's no-op answer is for local builds only: with peers, the scheduler speaks.
+  return buildWithPeers({ ...options, noopKey: undefined, mode: remote.mode, board: remote.board });
 }

@@ -28,6 +28,14 @@ export class BuildCommand extends ProjectCommand {
   offline = Option.Boolean("--offline", false, { description: "Never use the network; fail if a package is missing" });
   frozenLockfile = Option.Boolean("--frozen-lockfile", false, { description: "Fail if kiln.lock would change" });
 
+  /** The launcher answers an exact repeat of a no-op build (lib/fastpath.ts) for these plain arguments only. */
+  private async noopKey(): Promise<string | undefined> {
+    const plain = !this.json && !this.verbose && this.target === undefined && this.board === undefined && !this.keepGoing && !this.offline && !this.frozenLockfile && this.color === undefined && this.remote === undefined;
+    if (!plain) return undefined;
+    const { noopKey, kilnStamp } = await import("../build/noop.js");
+    return noopKey(this.resolvedProjectDir(), this.environments, kilnStamp());
+  }
+
   async execute(): Promise<number> {
     const reporter = await this.reporter();
     const jobs = parseJobs(this.jobs);
@@ -47,6 +55,7 @@ export class BuildCommand extends ProjectCommand {
       offline: this.offline || undefined,
       frozenLockfile: this.frozenLockfile,
       colorDiagnostics: this.useColor(),
+      noopKey: await this.noopKey(),
     };
     const summary = await buildMaybeRemote(options, { mode: parseRemote(this.remote, settings), board: this.board });
     // With --keep-going several envs can fail: show each, then exit with the summary.

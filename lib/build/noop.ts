@@ -1,0 +1,124 @@
+/**
+ * The no-op stamp: what a build that changed nothing looked at, so the next
+ * identical `kiln build` can answer "up to date" from a few hundred stat()
+ * calls, before loading the CLI, the config reader or the build code (the
+ * way ninja answers from its log).
+ *
+ * Written only after a build in which nothing ran and nothing recorded
+ * changed, and only when every recorded time predates that build — so a file
+ * edited while kiln was looking is never taken as seen. It records:
+ * every output and every input the state knows (sources, headers, archives,
+ * images, the manifest, compile_commands.json), the config files, settings
+ * and lock file (missing ones too), the tools, the folders whose listing
+ * decides what is compiled, the whole environment (minus shell bookkeeping),
+ * the working directory, the arguments and kiln's own build. Any difference
+ * and the normal path runs.
+ *
+ * This module is imported by the launcher before anything else: node
+ * built-ins only.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { VERSION } from "../version.js";
+
+export const NOOP_VERSION = 1;
+
+export interface NoopEnvLine {
+  env: string;
+  reused: number;
+  /** `, flash … RAM …` as the normal path prints it. */
+  sizeText: string;
+}
+
+export interface NoopStamp {
+  v: number;
+  /** Arguments, working directory, kiln build: see noopKey. */
+  key: string;
+  /** Fingerprint of the environment. */
+  envHash: string;
+  /** [path, mtimeMs] with -1 for "must not exist". */
+  files: Array<[string, number]>;
+  dirs: Array<[string, number]>;
+  envs: NoopEnvLine[];
+}
+
+/** `<projectDir>/.kiln/noop.json` */
+export function noopPath(projectDir: string): string {
+  return join(projectDir, ".kiln", "noop.json");
+}
+
+/** kiln's own build: its version and the time this code file was made (a rebuilt kiln is a new kiln). */
+export function kilnStamp(): string {
+  return `${VERSION}:${mtimeOf(fileURLToPath(import.meta.url))}`;
+}
+
+/** What a build command asked for: the project and the env selection, as given. */
+export function noopKey(projectDir: string, envs: readonly string[], kilnStamp: string): string {
+  return JSON.stringify([projectDir, envs, kilnStamp]);
+}
+
+/** Shell bookkeeping that changes between identical commands and never affects a build. */
+const VOLATILE = new Set(["_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"]);
+
+export function envHash(env: Readonly<Record<string, string | undefined>>): string {
+  const h = createHash("sha1");
+  for (const k of Object.keys(env).sort()) if (!VOLATILE.has(k) && env[k] !== undefined) h.update(`${k}=${env[k]}\0`);
+  return h.digest("hex");
+}
+
+function mtimeOf(p: string): number {
+  const st = statSync(p, { throwIfNoEntry: false });
+  return st ? st.mtimeMs : -1;
+}
+
+/** Does everything the stamp recorded still look the same? */
+export function stampHolds(stamp: NoopStamp, key: string, hash: string): boolean {
+  if (stamp.v !== NOOP_VERSION || stamp.key !== key || stamp.envHash !== hash) return false;
+  for (const [p, m] of stamp.files) if (mtimeOf(p) !== m) return false;
+  for (const [p, m] of stamp.dirs) if (mtimeOf(p) !== m) return false;
+  return true;
+}
+
+export function readStamp(projectDir: string): NoopStamp | undefined {
+  try {
+    return JSON.parse(readFileSync(noopPath(projectDir), "utf8")) as NoopStamp;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeStamp(projectDir: string): void {
+  rmSync(noopPath(projectDir), { force: true });
+}
+
+/**
+ * Write the stamp, unless something recorded is not older than `startedAtMs`
+ * (then a later run must look for itself).
+ */
+export function writeStamp(projectDir: string, stamp: Omit<NoopStamp, "v" | "files" | "dirs">, files: Iterable<string>, dirs: Iterable<string>, startedAtMs: number): boolean {
+  const f = [...new Set(files)].map((p): [string, number] => [p, mtimeOf(p)]);
+  const d = [...new Set(dirs)].map((p): [string, number] => [p, mtimeOf(p)]);
+  if ([...f, ...d].some(([, m]) => m >= startedAtMs)) {
+    removeStamp(projectDir);
+    return false;
+  }
+  const file = noopPath(projectDir);
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify({ v: NOOP_VERSION, ...stamp, files: f, dirs: d }));
+  renameSync(tmp, file);
+  return true;
+}
+
+/** A bare tool name as PATH resolves it (the tool's file is an input too). */
+export function whichSync(tool: string, path: string | undefined): string | undefined {
+  if (tool.includes("/")) return resolve(tool);
+  for (const dir of (path ?? "").split(delimiter)) {
+    if (!dir) continue;
+    const p = join(dir, tool);
+    if (statSync(p, { throwIfNoEntry: false })?.isFile()) return p;
+  }
+  return undefined;
+}

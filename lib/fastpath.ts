@@ -1,0 +1,68 @@
+/**
+ * The launcher's first stop. `kiln build` with nothing to do is the command
+ * people run most, and Node's own start-up is most of its time; so before
+ * the CLI, the config reader and the build code are even loaded, an exact
+ * repeat of the last no-op build is answered from its stamp
+ * (lib/build/noop.ts): a few hundred stat() calls. Anything else, or any
+ * doubt, returns undefined and the normal path runs.
+ *
+ * Only plain arguments take this path: `build` with -d/-e/-j/-q. The output
+ * is what the normal path prints for a no-op in plain mode (CI, pipes) or
+ * with -q; a terminal without -q gets the normal path and its spinners.
+ */
+import { resolve } from "node:path";
+import { envHash, kilnStamp, noopKey, readStamp, stampHolds } from "./build/noop.js";
+
+interface FastArgs {
+  projectDir: string;
+  envs: string[];
+  quiet: boolean;
+}
+
+/** `build [-d DIR] [-e ENV]… [-j N] [-q]`, or undefined for anything else. */
+export function parseFastArgs(argv: readonly string[], cwd: string): FastArgs | undefined {
+  if (argv[0] !== "build") return undefined;
+  let dir: string | undefined;
+  const envs: string[] = [];
+  let quiet = false;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf("=");
+    const [flag, inline] = a.startsWith("--") && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
+    const value = (): string | undefined => inline ?? argv[++i];
+    if (flag === "-q" || flag === "--quiet") quiet = true;
+    else if (flag === "-d" || flag === "--project-dir") {
+      dir = value();
+      if (dir === undefined) return undefined;
+    } else if (flag === "-e" || flag === "--environment") {
+      const v = value();
+      if (v === undefined) return undefined;
+      envs.push(v);
+    } else if (flag === "-j" || flag === "--jobs") {
+      if (!/^[1-9]\d*$/.test(value() ?? "")) return undefined;
+    } else if (!/^-j[1-9]\d*$/.test(a)) return undefined;
+  }
+  return { projectDir: resolve(cwd, dir ?? "."), envs, quiet };
+}
+
+/** The exit code when the last no-op build still holds, else undefined. */
+export function fastNoop(argv: readonly string[]): number | undefined {
+  const t0 = performance.now();
+  try {
+    const args = parseFastArgs(argv, process.cwd());
+    if (!args) return undefined;
+    const env = process.env;
+    const ci = Boolean(env.CI) && env.CI !== "false" && env.CI !== "0";
+    if (!args.quiet && process.stderr.isTTY && !ci) return undefined;
+    const stamp = readStamp(args.projectDir);
+    if (!stamp || !stampHolds(stamp, noopKey(args.projectDir, args.envs, kilnStamp()), envHash(env))) return undefined;
+    if (!args.quiet) {
+      const secs = ((performance.now() - t0) / 1000).toFixed(2);
+      process.stderr.write(stamp.envs.map((e) => `Building ${e.env}\n${e.env}: built in ${secs}s (compiled 0, reused ${e.reused}${e.sizeText})\n`).join(""));
+    }
+    return 0;
+  } catch {
+    // Any surprise (a permission, a torn stamp): the normal path decides.
+    return undefined;
+  }
+}

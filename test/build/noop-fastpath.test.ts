@@ -1,0 +1,140 @@
+/**
+ * The launcher's no-op answer (lib/fastpath.ts, lib/build/noop.ts): an exact
+ * repeat of a no-op build is answered before the CLI loads — and every kind
+ * of change sends the build back through the normal path. Observed with a
+ * module-resolution hook (what loaded) and a logging compiler (what ran).
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { chmod, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { kilnBin, repoRoot, runCli, tempDir, writeTree } from "../helpers/cli.js";
+import { parseFastArgs } from "../../lib/fastpath.js";
+
+/** Run kiln with the import tracer; returns exit code, stderr, and whether the CLI bundle was loaded. */
+async function traced(args: string[], env: Record<string, string>, dir: string): Promise<{ code: number | null; stderr: string; fullPath: boolean }> {
+  // One trace file per project: the environment is part of the stamp, so every run shares the variable.
+  const trace = join(dir, "imports.txt");
+  await writeFile(trace, "");
+  let stderr = "";
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(process.execPath, ["--import", join(repoRoot, "test/fixtures/trace-imports.mjs"), kilnBin, ...args], {
+      env: { ...process.env, CI: "1", NO_COLOR: "1", ...env, KILN_TRACE_IMPORTS: trace },
+      cwd: repoRoot,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("close", resolve);
+  });
+  const urls = (await readFile(trace, "utf8")).split("\n").filter(Boolean);
+  assert.ok(urls.some((u) => u.includes("/dist/bundle/fastpath.js")), "the launcher did not load the fast path");
+  return { code, stderr, fullPath: urls.some((u) => u.endsWith("/dist/bundle/cli.js")) };
+}
+
+async function project(): Promise<{ dir: string; env: Record<string, string>; compiles: () => Promise<string[]> }> {
+  const dir = await tempDir("kiln-noop-");
+  const log = join(dir, "cc.log");
+  await writeTree(dir, {
+    "platformio.ini": "[env:native]\nplatform = native\n",
+    "src/main.c": '#include "util.h"\nint main(void) { return util(); }\n',
+    "src/util.c": '#include "util.h"\nint util(void) { return 0; }\n',
+    "include/util.h": "int util(void);\n",
+    "cc": `#!/bin/sh\nfor a in "$@"; do case "$a" in *.c) echo "$a" >> "${log}";; esac; done\nexec gcc "$@"\n`,
+  });
+  await chmod(join(dir, "cc"), 0o755);
+  const env = { KILN_HOME: join(dir, "home"), CC: join(dir, "cc"), KILN_TRACE_IMPORTS: join(dir, "imports.txt") };
+  const compiles = async (): Promise<string[]> => {
+    const text = await readFile(log, "utf8").catch(() => "");
+    await rm(log, { force: true });
+    return text.split("\n").filter((l) => l.endsWith(".c") && !l.includes("/home/"));
+  };
+  return { dir, env, compiles };
+}
+
+/** Build twice through the normal path (the second one, a no-op, writes the stamp), then expect the fast path. */
+async function settle(p: Awaited<ReturnType<typeof project>>, args: string[]): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    const r = await runCli(args, { env: p.env });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  // Recorded times must predate the recording build: let the clock move on.
+  await new Promise((r) => setTimeout(r, 20));
+  const again = await runCli(args, { env: p.env });
+  assert.equal(again.code, 0, again.stderr);
+  const fast = await traced(args, p.env, p.dir);
+  assert.equal(fast.code, 0, fast.stderr);
+  assert.equal(fast.fullPath, false, "an unchanged no-op build loaded the CLI");
+  await p.compiles();
+}
+
+describe("the no-op fast path", () => {
+  it("answers an unchanged build without loading the CLI, printing what the normal path prints", async () => {
+    const p = await project();
+    const args = ["build", "-d", p.dir];
+    await settle(p, args);
+    const normal = await runCli([...args, "--remote", "never"], { env: p.env });
+    const fast = await traced(args, p.env, p.dir);
+    const strip = (s: string): string => s.replace(/in \d+\.\d\ds/, "in Xs");
+    assert.equal(strip(fast.stderr), strip(normal.stderr));
+    assert.match(fast.stderr, /native: built in \d\.\d\ds \(compiled 0, reused 2\)/);
+    assert.deepEqual(await p.compiles(), []);
+  });
+
+  const changes: Array<[string, (dir: string) => Promise<void>, string[] | undefined]> = [
+    ["a source's mtime", async (d) => utimes(join(d, "src/util.c"), new Date(), new Date()), ["util.c"]],
+    ["a header", async (d) => writeFile(join(d, "include/util.h"), "int util(void);\n/* x */\n"), ["main.c", "util.c"]],
+    ["a new source file", async (d) => writeFile(join(d, "src/extra.c"), "int extra(void) { return 1; }\n"), ["extra.c"]],
+    ["a new folder of sources", async (d) => writeTree(join(d, "src/sub"), { "deep.c": "int deep(void) { return 2; }\n" }), ["deep.c"]],
+    ["the config", async (d) => writeFile(join(d, "platformio.ini"), "[env:native]\nplatform = native\nbuild_flags = -DX=1\n"), ["main.c", "util.c"]],
+    ["a deleted program", async (d) => rm(join(d, ".kiln/build/native/program")), []],
+    ["a new project library", async (d) => writeTree(join(d, "lib/extra"), { "extra.h": "int e(void);\n" }), []],
+    ["a paired peer", async (d) => writeTree(join(d, "home"), { "peers.json": '{"peers":[]}' }), []],
+  ];
+  for (const [what, change, expected] of changes) {
+    it(`takes the normal path after a change to ${what}`, async () => {
+      const p = await project();
+      const args = ["build", "-d", p.dir];
+      await settle(p, args);
+      await change(p.dir);
+      const r = await traced(args, p.env, p.dir);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.fullPath, true, `the fast path answered after a change to ${what}`);
+      if (expected) assert.deepEqual((await p.compiles()).map((f) => f.split("/").pop()).sort(), expected.sort());
+    });
+  }
+
+  it("takes the normal path for another env selection, another environment, or other flags", async () => {
+    const p = await project();
+    await settle(p, ["build", "-d", p.dir]);
+    for (const [args, env] of [
+      [["build", "-d", p.dir, "-e", "native"], p.env],
+      [["build", "-d", p.dir], { ...p.env, EXTRA_VAR: "1" }],
+      [["build", "-d", p.dir, "--json"], p.env],
+      [["build", "-d", p.dir, "-v"], p.env],
+    ] as Array<[string[], Record<string, string>]>) {
+      const r = await traced(args, env, p.dir);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.fullPath, true, `fast path for ${args.join(" ")}`);
+    }
+  });
+
+  it("a failed build leaves no stamp", async () => {
+    const p = await project();
+    const args = ["build", "-d", p.dir];
+    await settle(p, args);
+    await writeFile(join(p.dir, "src/util.c"), "int util(void) { return nope; }\n");
+    assert.equal((await runCli(args, { env: p.env })).code, 6);
+    await assert.rejects(readFile(join(p.dir, ".kiln/noop.json")), { code: "ENOENT" });
+  });
+
+  it("parses only the plain build arguments", () => {
+    const cwd = "/p";
+    assert.deepEqual(parseFastArgs(["build"], cwd), { projectDir: "/p", envs: [], quiet: false });
+    assert.deepEqual(parseFastArgs(["build", "-d", "x", "-e", "a", "--environment=b", "-j4", "--jobs", "2", "-q"], cwd), { projectDir: "/p/x", envs: ["a", "b"], quiet: true });
+    for (const bad of [["upload"], ["build", "-d"], ["build", "-e"], ["build", "-j", "0"], ["build", "--json"], ["build", "-v"], ["build", "sketch"], ["build", "--board", "uno"], ["build", "-k"]]) {
+      assert.equal(parseFastArgs(bad, cwd), undefined, bad.join(" "));
+    }
+  });
+});
+
