@@ -131,9 +131,11 @@ export function parseRemote(value: string | undefined, settings: Settings): "aut
  * `--remote always`). Without a peers file nothing of lib/remote is loaded.
  */
 export async function buildMaybeRemote(options: BuildOptions, remote: { mode: "auto" | "always" | "never"; board?: string | undefined }): Promise<BuildSummary> {
-  const usePeers = remote.mode === "always" || (remote.mode === "auto" && existsSync(join(options.settings.configDir, "peers.json")));
+  // --offline means no network at all, peers included.
+  const mode = options.offline ? "never" : remote.mode;
+  const usePeers = mode === "always" || (mode === "auto" && existsSync(join(options.settings.configDir, "peers.json")));
   if (!usePeers) return (await import("../build/index.js")).buildProject(options);
   const { buildWithPeers } = await import("../remote/build.js");
   // The launcher's no-op answer is for local builds only: with peers, the scheduler speaks.
-  return buildWithPeers({ ...options, noopKey: undefined, mode: remote.mode, board: remote.board });
+  return buildWithPeers({ ...options, noopKey: undefined, mode, board: remote.board });
 }

@@ -30,8 +30,26 @@ export const commandTable: Array<{ word: string; load: Loader }> = [
   {
     word: "peer",
     load: async () => {
-      const [serve, pair, approve, list, remove] = await Promise.all([import("./peer/serve.js"), import("./peer/pair.js"), import("./peer/approve.js"), import("./peer/list.js"), import("./peer/remove.js")]);
-      return [serve.PeerServeCommand, pair.PeerPairCommand, approve.PeerApproveCommand, approve.PeerDenyCommand, list.PeerListCommand, remove.PeerRemoveCommand, remove.PeerRevokeCommand];
+      const [serve, pair, approve, list, remove, code] = await Promise.all([
+        import("./peer/serve.js"),
+        import("./peer/pair.js"),
+        import("./peer/approve.js"),
+        import("./peer/list.js"),
+        import("./peer/remove.js"),
+        import("./peer/code.js"),
+      ]);
+      return [
+        serve.PeerServeCommand,
+        pair.PeerPairCommand,
+        approve.PeerApproveCommand,
+        approve.PeerDenyCommand,
+        list.PeerListCommand,
+        remove.PeerRemoveCommand,
+        remove.PeerRevokeCommand,
+        remove.PeerEnableCommand,
+        remove.PeerDisableCommand,
+        code.PeerCodeCommand,
+      ];
     },
   },
   { word: "run", load: async () => [(await import("./run.js")).RunCommand] },

@@ -83,6 +83,7 @@ export async function buildWithPeers(opts: PeerBuildOptions): Promise<BuildSumma
           signal: opts.signal,
           verbose: reporter.verbose,
           color: opts.colorDiagnostics === true,
+          frozenLockfile: opts.frozenLockfile,
           localFlash: () => localFlashSettings({ project: opts.project, envName: env, settings, reporter, signal: opts.signal, offline: opts.offline, install: opts.includeUpload === true }),
         });
         results.push(r);

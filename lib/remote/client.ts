@@ -240,6 +240,7 @@ export interface RemoteEnvOptions {
   signal?: AbortSignal | undefined;
   verbose: boolean;
   color: boolean;
+  frozenLockfile?: boolean | undefined;
   /** The manifest's `upload` and `tools` as this machine sees them (never the peer's). */
   localFlash: () => Promise<{ upload: Record<string, unknown>; tools: Record<string, string> }>;
 }
@@ -258,6 +259,7 @@ export async function buildEnvRemotely(o: RemoteEnvOptions): Promise<EnvBuildRes
     files: o.files.files,
     verbose: o.verbose,
     color: o.color,
+    frozenLockfile: o.frozenLockfile,
   };
   let answer = await client.json<JobAnswer>("POST", "/v1/jobs", request, { signal: o.signal, timeoutMs: 30_000 });
   if (answer.status === "needs-blobs") {
@@ -382,7 +384,7 @@ async function followJob(client: PeerClient, jobId: string, workspace: string, o
       case "command":
         return reporter.command(frame.argv, frame.cwd);
       case "state":
-        if (frame.state === "queued" && (frame.position ?? 0) > 1) reporter.info(`Queued on peer '${label}' (position ${frame.position})`);
+        if (frame.state === "queued" && (frame.position ?? 0) >= 1) reporter.info(`Queued on peer '${label}' (position ${frame.position})`);
         return;
       case "end":
         finished = true;
@@ -406,6 +408,7 @@ async function followJob(client: PeerClient, jobId: string, workspace: string, o
         res.setEncoding("utf8");
         for await (const chunk of res as AsyncIterable<string>) {
           buf += chunk;
+          if (buf.length > 4 * LIMITS.logLineBytes) throw new RemoteError("KILN_REMOTE_REJECTED", ExitCode.remote, `peer '${label}' sent an event longer than ${4 * LIMITS.logLineBytes} bytes`, { hint: "see the peer's log" });
           for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
             const block = buf.slice(0, i);
             buf = buf.slice(i + 2);

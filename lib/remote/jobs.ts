@@ -177,6 +177,7 @@ export async function runJob(job: Job, opts: JobRunnerOptions): Promise<void> {
       jobs: opts.jobs,
       keepGoing: false,
       colorDiagnostics: job.request.color === true,
+      frozenLockfile: job.request.frozenLockfile === true,
       debugPrefixMap: job.request.projectDir ? { from: projectDir, to: job.request.projectDir } : undefined,
     });
     if (signal.aborted) throw signal.reason instanceof KilnError ? signal.reason : new CancelledError();

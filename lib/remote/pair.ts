@@ -8,7 +8,7 @@
 import { hostname } from "node:os";
 import { ExitCode, KilnError, UsageError } from "../core/errors.js";
 import { VERSION } from "../version.js";
-import { PeerClient, authFailure } from "./client.js";
+import { PeerClient } from "./client.js";
 import { formatPin, loadOrCreateIdentity, normalizePin, pinsEqual } from "./identity.js";
 import { identityDir, readPeers, writePeers, type PeerRecord } from "./store.js";
 import { previewPeer } from "./tls.js";
@@ -90,7 +90,13 @@ export async function pairWithPeer(o: PairOptions): Promise<{ peer: PeerRecord; 
         expired: "the request expired on the peer",
         busy: answer.message ?? "the peer has too many waiting requests",
       };
-      throw authFailure(provisional, why[answer.status] ?? `pairing ended with '${answer.status}'`);
+      const hint: Record<string, string> = {
+        denied: "ask the peer's operator, then run 'kiln peer pair' again",
+        rejected: "ask for a fresh code ('kiln peer code' on the peer), or pair without --code and have it approved",
+        expired: "run 'kiln peer pair' again and have it approved within ten minutes",
+        busy: "try again later, or ask the peer's operator to approve or deny the waiting requests",
+      };
+      throw new KilnError("KILN_PAIRING_REFUSED", ExitCode.remote, `peer at ${url}: ${why[answer.status] ?? `pairing ended with '${answer.status}'`}`, { hint: hint[answer.status], data: { status: answer.status } });
     }
     const peer: PeerRecord = { ...provisional, label: o.name ?? (NAME_PATTERN.test(answer.label) ? answer.label : host) };
     const rows = (await readPeers(o.configDir)).filter((r) => r.pin !== peer.pin && r.label !== peer.label);

@@ -125,6 +125,9 @@ export class PeerServer {
     });
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", (e: NodeJS.ErrnoException) => {
+        // Nothing may stay behind: the admin socket would keep the process alive and block the next start.
+        this.admin?.close();
+        void rm(this.adminPath(), { force: true });
         reject(
           e.code === "EADDRINUSE"
             ? new KilnError("KILN_PORT_IN_USE", ExitCode.remote, `port ${this.opts.port} on ${this.opts.host} is already in use`, { hint: "stop the other server or pick another --port" })
@@ -296,6 +299,7 @@ export class PeerServer {
       files: checkFileManifest(body.files),
       verbose: body.verbose === true,
       color: body.color === true,
+      frozenLockfile: body.frozenLockfile === true,
     };
     if (request.files.some((f) => f.path === ".kiln" || f.path.startsWith(".kiln/"))) throw new HttpError(400, "reserved_path", "'.kiln/' is the peer's build folder and cannot be uploaded");
     const key = `${client.pin}/${request.clientJobId}`;
@@ -312,6 +316,7 @@ export class PeerServer {
     await this.blobs.touch(request.files.map((f) => f.sha256));
     const workspace = join(this.opts.stateDir, "workspaces", client.pin.slice(0, 16), request.project, request.env);
     await mkdir(workspace, { recursive: true });
+    await this.saveClient({ ...client, lastSeen: new Date().toISOString(), address: req.socket.remoteAddress ?? client.address });
     const job = new Job(client.pin, client.label, request, workspace);
     const position = this.queue.submit(job);
     this.jobs.set(job.id, job);

@@ -53,6 +53,8 @@ export interface JobRequest {
   files: FileEntry[];
   verbose?: boolean | undefined;
   color?: boolean | undefined;
+  /** `--frozen-lockfile`: the peer fails instead of changing kiln.lock. */
+  frozenLockfile?: boolean | undefined;
 }
 
 export type JobAnswer =

@@ -165,6 +165,23 @@ describe("pairing", () => {
     assert.ok(r.stderr.includes(peer.pin), r.stderr);
   });
 
+  it("kiln peer code issues a fresh one-time code; a second serve on the same port or home exits with the reason", async () => {
+    const code = await kiln(["peer", "code", "--json"], peer.home);
+    assert.equal(code.code, 0, code.stderr);
+    const fresh = (code.events.find((e) => e.type === "result") as { code: string }).code;
+    assert.match(fresh, /^[A-Z2-9]{4}-[A-Z2-9]{4}$/);
+    const r = await pair(join(dir, "g"), peer, ["--code", fresh]);
+    assert.equal(r.code, 0, r.stderr);
+    // Same port, other home: the port is taken. Same home: the running server owns it.
+    const samePort = await kiln(["peer", "serve", "--port", String(peer.port), "--json"], join(dir, "other-home"));
+    assert.equal(samePort.code, 8, samePort.stdout);
+    assert.equal(errorCode(samePort), "KILN_PORT_IN_USE");
+    await assert.rejects(stat(join(dir, "other-home", "peer", "admin.sock")), { code: "ENOENT" });
+    const sameHome = await kiln(["peer", "serve", "--port", "0", "--json"], peer.home);
+    assert.equal(sameHome.code, 8);
+    assert.equal(errorCode(sameHome), "KILN_PEER_RUNNING");
+  });
+
   it("approve without a running server says so (exit 8)", async () => {
     const r = await kiln(["peer", "approve", "nope", "--json"], join(dir, "not-a-peer"));
     assert.equal(r.code, 8);
@@ -262,6 +279,23 @@ describe("remote builds", () => {
     const first = hex.split("\n")[0]!.trim();
     const bytes = Buffer.from(first.slice(9, 9 + 2 * parseInt(first.slice(1, 3), 16)), "hex");
     assert.deepEqual((await readFile(image)).subarray(0, bytes.length), bytes);
+  });
+
+  it("a disabled peer is skipped (and said so); --offline never uses a peer; the peer records when a client last built", async () => {
+    const proj = await cProject(join(dir, "switch"));
+    assert.equal((await kiln(["peer", "disable", peer.pin.slice(0, 12)], client)).code, 0);
+    const off = await kiln(["build", "-d", proj], client);
+    assert.equal(off.code, 0, off.stderr);
+    assert.match(off.stderr, /Building locally: no peer available: 1 disabled/);
+    assert.equal((await kiln(["peer", "enable", peer.pin.slice(0, 12)], client)).code, 0);
+    const offline = await kiln(["build", "-d", proj, "--offline"], client);
+    assert.equal(offline.code, 0, offline.stderr);
+    assert.doesNotMatch(offline.stderr, /peer/);
+    await rm(join(proj, ".kiln"), { recursive: true });
+    const on = await kiln(["build", "-d", proj], client);
+    assert.match(on.stderr, /on peer '/);
+    const clients = JSON.parse(await readFile(join(peer.home, "peer", "clients.json"), "utf8")) as { clients: Array<{ lastSeen?: string }> };
+    assert.ok(clients.clients.some((c) => c.lastSeen && Date.now() - Date.parse(c.lastSeen) < 60_000), JSON.stringify(clients));
   });
 
   it("a revoked client is refused (exit 8) and the peer does no work", async () => {

@@ -58,3 +58,50 @@ export class PeerRevokeCommand extends KilnCommand {
     return 0;
   }
 }
+
+abstract class SwitchCommand extends KilnCommand {
+  key = Option.String({ name: "label-or-pin" });
+  abstract readonly enable: boolean;
+
+  async execute(): Promise<number> {
+    const reporter = await this.reporter();
+    const { readPeers, writePeers, findRow, peersFile } = await import("../../remote/store.js");
+    const dir = this.context.settings.configDir;
+    const rows = await readPeers(dir);
+    const row = findRow(rows, this.key, peersFile(dir));
+    if (!row) throw new KilnError("KILN_NO_SUCH_PEER", ExitCode.usage, `no paired peer '${this.key}'`, { hint: "see 'kiln peer list'" });
+    row.enabled = this.enable;
+    await writePeers(dir, rows);
+    if (this.json) reporter.event({ type: "result", command: `peer ${this.enable ? "enable" : "disable"}`, label: row.label, enabled: row.enabled });
+    else this.context.stdout.write(`Peer '${row.label}' ${this.enable ? "enabled" : "disabled: builds will not use it"}.\n`);
+    return 0;
+  }
+}
+
+export class PeerEnableCommand extends SwitchCommand {
+  readonly enable = true;
+  static override paths = [["peer", "enable"]];
+  static override usage = Command.Usage({
+    category: "Build peers",
+    description: "Let builds use a paired peer again",
+    details: "Undoes `kiln peer disable`; the pairing itself never changed.",
+    examples: [
+      ["Use 'lab' again", "$0 peer enable lab"],
+      ["By pin prefix", "$0 peer enable 3f2a9c1b77d0"],
+    ],
+  });
+}
+
+export class PeerDisableCommand extends SwitchCommand {
+  readonly enable = false;
+  static override paths = [["peer", "disable"]];
+  static override usage = Command.Usage({
+    category: "Build peers",
+    description: "Keep a paired peer but stop building on it",
+    details: "The scheduler skips it (and says so when no other peer is free); `kiln peer enable` undoes it.",
+    examples: [
+      ["Pause 'lab'", "$0 peer disable lab"],
+      ["By pin prefix", "$0 peer disable 3f2a9c1b77d0"],
+    ],
+  });
+}

@@ -1,4 +1,4 @@
-import { hostname } from "node:os";
+import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { Command, Option } from "clipanion";
 import { KilnCommand, parseJobs } from "../base.js";
@@ -78,7 +78,9 @@ export class PeerServeCommand extends KilnCommand {
       const out = this.context.stdout;
       out.write(`Build peer '${label}' listening on ${server.url}${created ? " (new identity)" : ""}\n`);
       out.write(`  pin    ${formatPin(identity.pin)}\n  words  ${pinWords(identity.pin)}\n  code   ${code} (one-time, 10 minutes)\n`);
-      out.write(`Pair a machine with:\n  kiln peer pair ${server.url} --pin ${identity.pin} --code ${code}\n`);
+      // Listening on every interface: show addresses another machine can use.
+      const urls = this.host === "0.0.0.0" || this.host === "::" ? lanUrls(new URL(server.url).port) : [server.url];
+      out.write(`Pair a machine with:\n${(urls.length ? urls : [server.url]).map((u) => `  kiln peer pair ${u} --pin ${identity.pin} --code ${code}\n`).join("")}`);
       out.write(this.pair ? "Pairing window open for 5 minutes: requests are approved at once.\n" : "Other pairing requests wait for 'kiln peer approve ID' (see 'kiln peer list').\n");
       out.write("A paired client can run code on this machine (compiler flags, libraries): pair only machines you trust.\n");
     }
@@ -88,4 +90,13 @@ export class PeerServeCommand extends KilnCommand {
     log("stopped");
     return 0;
   }
+}
+
+/** https URLs of this machine's non-loopback addresses. */
+function lanUrls(port: string): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a && !a.internal)
+    .map((a) => (a!.family === "IPv6" ? `https://[${a!.address}]:${port}` : `https://${a!.address}:${port}`))
+    .filter((u) => !u.includes("[fe80"));
 }
