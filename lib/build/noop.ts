@@ -17,7 +17,6 @@
  * This module is imported by the launcher before anything else: node
  * built-ins only.
  */
-import { createHash } from "node:crypto";
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -60,12 +59,23 @@ export function noopKey(projectDir: string, envs: readonly string[], kilnStamp: 
 }
 
 /** Shell bookkeeping that changes between identical commands and never affects a build. */
-const VOLATILE = new Set(["_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"]);
+const VOLATILE = new Set(["_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID", "HYPERFINE_RANDOMIZED_ENVIRONMENT_OFFSET"]);
 
 export function envHash(env: Readonly<Record<string, string | undefined>>): string {
-  const h = createHash("sha1");
-  for (const k of Object.keys(env).sort()) if (!VOLATILE.has(k) && env[k] !== undefined) h.update(`${k}=${env[k]}\0`);
-  return h.digest("hex");
+  // FNV-1a in two 32-bit lanes: a fingerprint, not a secret (node:crypto costs the launcher ~6 ms to load),
+  // and never the values themselves, which may hold tokens.
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  for (const k of Object.keys(env).sort()) {
+    if (VOLATILE.has(k) || env[k] === undefined) continue;
+    const text = `${k}=${env[k]}\0`;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x5bd1e995) ^ (b >>> 15);
+    }
+  }
+  return `${(a >>> 0).toString(16).padStart(8, "0")}${(b >>> 0).toString(16).padStart(8, "0")}`;
 }
 
 function mtimeOf(p: string): number {
