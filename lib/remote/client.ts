@@ -356,8 +356,9 @@ async function followJob(client: PeerClient, jobId: string, workspace: string, o
     const frame = JSON.parse(fromJson ? data.split(fromJson).join(toJson) : data) as JobFrame;
     switch (frame.kind) {
       case "event": {
-        const e = frame.event;
-        if (e.type === "summary") return;
+        const e = Object.fromEntries(Object.entries(frame.event).map(([k, v]) => [k, typeof v === "string" ? clean(v) : v]));
+        // Only a build's own events; the client writes its own summary.
+        if (!FORWARDED_EVENTS.has(String(e.type))) return;
         if (e.type === "env-end") {
           end.compiled = Number(e.compiled ?? 0);
           end.reused = Number(e.reused ?? 0);
@@ -368,21 +369,22 @@ async function followJob(client: PeerClient, jobId: string, workspace: string, o
         return;
       }
       case "step": {
-        if (frame.status === "start") steps.set(frame.id, reporter.step(`[${label}] ${frame.label}`));
+        const text = frame.text === undefined ? undefined : `[${label}] ${clean(String(frame.text))}`;
+        if (frame.status === "start") steps.set(frame.id, reporter.step(`[${label}] ${clean(String(frame.label))}`));
         const s = steps.get(frame.id);
-        if (frame.status === "update") s?.update(`[${label}] ${frame.text ?? ""}`);
-        if (frame.status === "ok") s?.succeed(frame.text === undefined ? undefined : `[${label}] ${frame.text}`);
-        if (frame.status === "failed") s?.fail(frame.text === undefined ? undefined : `[${label}] ${frame.text}`);
+        if (frame.status === "update") s?.update(text ?? "");
+        if (frame.status === "ok") s?.succeed(text);
+        if (frame.status === "failed") s?.fail(text);
         return;
       }
       case "info":
-        return reporter.info(`[${label}] ${frame.text}`);
+        return reporter.info(`[${label}] ${clean(String(frame.text))}`);
       case "warn":
-        return reporter.warn(`peer '${label}': ${frame.text}`);
+        return reporter.warn(`peer '${label}': ${clean(String(frame.text))}`);
       case "tool-output":
-        return reporter.toolOutput(frame.text);
+        return reporter.toolOutput(clean(String(frame.text)));
       case "command":
-        return reporter.command(frame.argv, frame.cwd);
+        return reporter.command(Array.isArray(frame.argv) ? frame.argv.map((a) => clean(String(a))) : [], frame.cwd === undefined ? undefined : clean(String(frame.cwd)));
       case "state":
         if (frame.state === "queued" && (frame.position ?? 0) >= 1) reporter.info(`Queued on peer '${label}' (position ${frame.position})`);
         return;
@@ -516,6 +518,19 @@ async function sha256IfFile(file: string): Promise<string | undefined> {
     if (errnoCode(e) === "ENOENT") return undefined;
     throw e;
   }
+}
+
+/** The events a peer's build may report; anything else it sends is dropped. */
+const FORWARDED_EVENTS = new Set(["env-start", "env-end", "compile-start", "compile-end", "diagnostic", "archive", "link", "image", "size", "lockfile"]);
+
+/**
+ * A peer's text, for this terminal: colour (SGR) sequences are kept, every
+ * other control character (cursor moves, OSC titles, bidi overrides) is shown
+ * escaped instead of obeyed.
+ */
+export function clean(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\x1b\[[0-9;]*m|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, (m) => (m.length > 1 ? m : `\\u${m.charCodeAt(0).toString(16).padStart(4, "0")}`));
 }
 
 function parseJson(body: Buffer): unknown {

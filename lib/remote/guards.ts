@@ -18,6 +18,8 @@ import { MANIFEST_NAME } from "../core/manifest.js";
 export const LIMITS = {
   /** JSON request bodies. */
   jsonBodyBytes: 1 << 20,
+  /** A job request: its file list may hold 20,000 entries of long paths. */
+  jobBodyBytes: 8 << 20,
   /** One uploaded file. */
   blobBytes: 64 << 20,
   /** All project inputs of one job. */

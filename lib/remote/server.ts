@@ -71,7 +71,7 @@ export class PeerServer {
   private server!: Server;
   private admin: NetServer | undefined;
   private clients: ClientRecord[] = [];
-  private clientsStamp = -1;
+  private clientsStamp = "-";
   private readonly pending = new Map<string, Pending>();
   private readonly attempts = new Map<string, number[]>();
   private windowUntil: number;
@@ -115,7 +115,8 @@ export class PeerServer {
     const approved = this.clients.filter((c) => c.status === "approved").map((c) => c.certPem);
     this.server = createHttpsServer(serverTlsOptions(this.opts.identity, approved), (req, res) => void this.handle(req, res));
     this.server.headersTimeout = 10_000;
-    this.server.requestTimeout = 0; // event streams and uploads are long; bodies have their own caps
+    // The time to *send* a request (headers and body); event-stream answers are not limited by it.
+    this.server.requestTimeout = 300_000;
     this.server.on("connection", (s: Socket) => {
       this.sockets.add(s);
       s.on("close", () => this.sockets.delete(s));
@@ -180,9 +181,11 @@ export class PeerServer {
 
   /** Re-read clients.json when it changed (`kiln peer revoke` writes it from another process). */
   private async reloadClients(): Promise<void> {
-    let stamp = 0;
+    let stamp = "";
     try {
-      stamp = (await stat(clientsFile(this.opts.configDir))).mtimeMs;
+      // The atomic rename gives a new inode: a rewrite within one timestamp tick is still seen.
+      const st = await stat(clientsFile(this.opts.configDir));
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch (e) {
       if (errnoCode(e) !== "ENOENT") throw e;
     }
@@ -201,7 +204,7 @@ export class PeerServer {
     if (i >= 0) rows[i] = row;
     else rows.push(row);
     await writeClients(this.opts.configDir, rows);
-    this.clientsStamp = -1;
+    this.clientsStamp = "-";
     await this.reloadClients();
   }
 
@@ -232,8 +235,8 @@ export class PeerServer {
         if (!res.headersSent) sendJson(res, 500, { error: "internal", message: "the peer failed; see its log" });
         else res.destroy();
       } else if (!res.headersSent) {
-        sendJson(res, err.status, { error: err.code, message: err.message }, err.headers);
-        // Do not read the rest of an oversized body.
+        // An oversized body is not read to its end: the connection closes, and says so first.
+        sendJson(res, err.status, { error: err.code, message: err.message }, err.status === 413 ? { ...err.headers, connection: "close" } : err.headers);
         if (err.status === 413) res.once("finish", () => req.socket.destroy());
       } else res.destroy();
     } finally {
@@ -269,7 +272,13 @@ export class PeerServer {
     }
     if (job && method === "GET" && sub === "images" && parts[4]) {
       if (job.state !== "ok") throw new HttpError(409, "job_not_completed", `job ${job.id} is ${job.state}`);
-      const { size, stream } = await openImage(job, decodeURIComponent(parts[4]));
+      let name: string;
+      try {
+        name = decodeURIComponent(parts[4]);
+      } catch {
+        throw new HttpError(400, "bad_name", "the image name is not valid percent-encoding");
+      }
+      const { size, stream } = await openImage(job, name);
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": size });
       stream.pipe(res);
       return;
@@ -277,6 +286,7 @@ export class PeerServer {
     if (job && method === "DELETE" && !sub) {
       this.queue.cancel(job);
       this.jobs.delete(job.id);
+      this.byClientJobId.delete(`${job.clientPin}/${job.request.clientJobId}`);
       return sendJson(res, 200, { deleted: job.id });
     }
     throw new HttpError(404, "not_found", `no route ${method} ${req.url}`);
@@ -288,11 +298,12 @@ export class PeerServer {
   }
 
   private async submit(req: IncomingMessage, res: ServerResponse, client: ClientRecord): Promise<void> {
-    const body = await readJsonBody(req, LIMITS.jsonBodyBytes);
+    const body = await readJsonBody(req, LIMITS.jobBodyBytes);
     const request: JobRequest = {
       clientJobId: str(body, "clientJobId", { pattern: KEY_PATTERN }),
       project: str(body, "project", { pattern: KEY_PATTERN }),
-      env: str(body, "env", { pattern: /^[A-Za-z0-9_.-]{1,64}$/ }),
+      // A folder name of the workspace: never ".", "..", or anything starting with a dot.
+      env: str(body, "env", { pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/ }),
       board: str(body, "board", { optional: true, pattern: /^[A-Za-z0-9_.-]{0,64}$/ }) || undefined,
       // Only ever a debug-info label: absolute, one line, no '=' (it ends the map's first half).
       projectDir: str(body, "projectDir", { optional: true, max: 4096, pattern: /^(\/|[A-Za-z]:[\\/])[^\0\n\r=]*$/ }) || undefined,
