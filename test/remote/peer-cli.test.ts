@@ -6,10 +6,11 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmod, cp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { repoRoot, runCli, tempDir, writeTree, type CliResult } from "../helpers/cli.js";
+import { kilnBin, repoRoot, runCli, tempDir, writeTree, type CliResult } from "../helpers/cli.js";
 import { spawnKiln, waitUntil, type RunningKiln } from "../helpers/serial-device.js";
 import { startPtyExec } from "../helpers/pty.js";
 import { requireTool } from "../helpers/tools.js";
@@ -180,6 +181,31 @@ describe("pairing", () => {
     const sameHome = await kiln(["peer", "serve", "--port", "0", "--json"], peer.home);
     assert.equal(sameHome.code, 8);
     assert.equal(errorCode(sameHome), "KILN_PEER_RUNNING");
+  });
+
+  it("at a terminal without --pin, the pin is shown and pairing goes on only after 'y'", async () => {
+    const scriptTool = requireTool("script", "bsdutils");
+    const run = (answer: string, home: string, code: string) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const cmd = [process.execPath, kilnBin, "peer", "pair", peer.url, "--code", code].map((a) => `'${a}'`).join(" ");
+        const child = spawn(scriptTool, ["-qfec", cmd, "/dev/null"], { env: { ...process.env, KILN_HOME: home, NO_COLOR: "1", CI: "" }, stdio: ["pipe", "pipe", "pipe"] });
+        let out = "";
+        child.stdout.setEncoding("utf8").on("data", (d: string) => {
+          out += d;
+          if (out.includes("[y/N]") && !child.stdin.writableEnded) child.stdin.end(`${answer}\r`);
+        });
+        child.on("close", (code) => resolve({ code, out }));
+      });
+    const fresh = (await kiln(["peer", "code", "--json"], peer.home)).events.find((e) => e.type === "result") as { code: string };
+    const no = await run("n", join(dir, "tty-no"), fresh.code);
+    assert.equal(no.code, 8, no.out);
+    // The pin people compare: grouped, plus its words.
+    assert.ok(no.out.includes(peer.pin.slice(0, 4) + " " + peer.pin.slice(4, 8)), no.out);
+    await assert.rejects(stat(join(dir, "tty-no", "peers.json")), { code: "ENOENT" });
+    // Declining sent nothing: the code is still good.
+    const yes = await run("y", join(dir, "tty-yes"), fresh.code);
+    assert.equal(yes.code, 0, yes.out);
+    assert.match(yes.out, /Paired with /);
   });
 
   it("approve without a running server says so (exit 8)", async () => {
