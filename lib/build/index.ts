@@ -159,7 +159,7 @@ async function stampNoop(opts: BuildOptions, results: EnvBuildResult[], status: 
     return;
   }
   const { settings } = opts;
-  const inputs = [...opts.project.files, join(dir, "kiln.lock"), settings.settingsFile, join(settings.configDir, "peers.json")];
+  const inputs = [...opts.project.files, join(dir, "platformio.ini"), join(dir, "kiln.lock"), settings.settingsFile, join(settings.configDir, "peers.json")];
   noop.writeStamp(
     dir,
     { key: opts.noopKey!, envHash: noop.envHash(settings.env), envs: results.map((r) => ({ env: r.env, reused: r.reused, sizeText: r.noop!.sizeText })) },

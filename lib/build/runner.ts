@@ -143,6 +143,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   const state = loadState(buildDir);
   const stateBefore = opts.collectNoop ? JSON.stringify(state) : "";
   let noopDirs: (() => string[]) | undefined;
+  let noopSources: string[] = [];
   const mt = new Mtimes();
   const counts = { compiled: 0, reused: 0 };
   const rel = (p: string): string => {
@@ -195,6 +196,8 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       }
       throw e;
     }
+    // The sources as selected (a sketch's .ino files, not the .cpp made from them): a no-op stamp must see their edits.
+    const selectedSources = projectSources;
     if (plan.project.sketch) projectSources = await convertSketch(projectSources, buildDir, mt);
     if (projectSources.length === 0) {
       throw new ConfigError("KILN_NO_SOURCES", `no source files in ${plan.project.srcDir} match build_src_filter`, {
@@ -213,6 +216,8 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       stat: mt.stat,
     });
     const libIncludes = libraries.flatMap((l) => l.includeDirs);
+    // Also what decides a library's flags and layout (library.json / library.properties), for every library the LDF could pick.
+    noopSources = [...selectedSources, ...available.flatMap((l) => [join(l.root, "library.json"), join(l.root, "library.properties")])];
     // What decides which files are compiled: the folders' listings (read again only for a no-op stamp).
     noopDirs = () => [...walkDirs(plan.project.srcDir), ...plan.libraries.storages, ...available.map((l) => l.root), ...libraries.flatMap((l) => walkDirs(l.root))];
 
@@ -383,7 +388,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   const unchanged = opts.collectNoop !== undefined && status === "ok" && counts.compiled === 0 && JSON.stringify(state) === stateBefore;
   await finish();
   return {
-    noop: unchanged ? { files: noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop!.path), dirs: noopDirs?.() ?? [], sizeText } : undefined,
+    noop: unchanged ? { files: [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop!.path)], dirs: noopDirs?.() ?? [], sizeText } : undefined,
     env: plan.env,
     status,
     ms: Math.round(performance.now() - started),

@@ -11,6 +11,8 @@ import { chmod, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { kilnBin, repoRoot, runCli, tempDir, writeTree } from "../helpers/cli.js";
 import { parseFastArgs } from "../../lib/fastpath.js";
+import { requireTool } from "../helpers/tools.js";
+import { debianAvrIni } from "../helpers/avr.js";
 
 /** Run kiln with the import tracer; returns exit code, stderr, and whether the CLI bundle was loaded. */
 async function traced(args: string[], env: Record<string, string>, dir: string): Promise<{ code: number | null; stderr: string; fullPath: boolean }> {
@@ -103,6 +105,30 @@ describe("the no-op fast path", () => {
       if (expected) assert.deepEqual((await p.compiles()).map((f) => f.split("/").pop()).sort(), expected.sort());
     });
   }
+
+  it("a sketch: editing or touching the .ino (compiled through a generated .cpp) takes the normal path", async () => {
+    requireTool("avr-gcc", "gcc-avr");
+    const dir = await tempDir("kiln-noop-ino-");
+    await writeTree(dir, {
+      "platformio.ini": debianAvrIni("uno"),
+      "src/Blink.ino": "void setup() { pinMode(13, OUTPUT); }\nvoid loop() { digitalWrite(13, HIGH); }\n",
+      "lib/util/library.properties": "name=util\nversion=1.0\n",
+      "lib/util/src/util.h": "int util(void);\n",
+    });
+    const p = { dir, env: { KILN_HOME: join(dir, "home"), KILN_TRACE_IMPORTS: join(dir, "imports.txt") }, compiles: async () => [] };
+    const args = ["build", "-d", dir, "-q"];
+    await settle(p, args);
+    await writeFile(join(dir, "src/Blink.ino"), "void setup() { pinMode(13, OUTPUT); }\nvoid loop() { digitalWrite(13, LOW); }\n");
+    const edited = await traced(args, p.env, dir);
+    assert.equal(edited.code, 0, edited.stderr);
+    assert.equal(edited.fullPath, true, "the fast path answered after the .ino changed");
+    await settle(p, args);
+    await utimes(join(dir, "src/Blink.ino"), new Date(), new Date());
+    assert.equal((await traced(args, p.env, dir)).fullPath, true, "the fast path answered after the .ino was touched");
+    await settle(p, args);
+    await writeFile(join(dir, "lib/util/library.properties"), "name=util\nversion=1.1\n");
+    assert.equal((await traced(args, p.env, dir)).fullPath, true, "the fast path answered after library.properties changed");
+  });
 
   it("takes the normal path for another env selection, another environment, or other flags", async () => {
     const p = await project();
