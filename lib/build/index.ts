@@ -10,7 +10,7 @@ import { BuildFailedError, CancelledError, isKilnError, type KilnError } from ".
 import type { Project } from "../project/types.js";
 import { parseBuildFlags } from "../project/flags.js";
 import { getPlatform } from "../platforms/index.js";
-import type { BuildPlan } from "../platforms/types.js";
+import type { BuildPlan, PackageRequest } from "../platforms/types.js";
 import { Prober } from "./probe.js";
 import { runPlan, type EnvBuildResult } from "./runner.js";
 
@@ -55,23 +55,10 @@ export async function planEnv(opts: BuildOptions & { envName: string; prober: Pr
   const platform = getPlatform(env.platform, env.options.platform?.location ?? env.location);
   const board = platform.resolveBoard(env);
   const requests = platform.packages(env, board).filter((r) => opts.includeUpload || !r.forUpload);
-  let packages: Record<string, string> = {};
-  if (requests.length || env.platformPackages.length) {
-    const { ensurePackages } = await import("../toolchains/index.js");
-    packages = await ensurePackages({
-      platform: platform.id,
-      envName: env.name,
-      requests,
-      platformPackages: env.platformPackages,
-      lockFile: join(project.dir, "kiln.lock"),
-      settings,
-      reporter: opts.reporter,
-      signal: opts.signal,
-      offline: opts.offline ?? settings.offline,
-      frozenLockfile: opts.frozenLockfile,
-      includeUpload: opts.includeUpload,
-    });
-  }
+  const packages =
+    requests.length || env.platformPackages.length
+      ? await installPackages(project, env, platform.id, requests, opts)
+      : {};
   const buildDir = join(project.dirs.build, env.name);
   const flagsOf = (items: string[], option: string) => parseBuildFlags(items, { projectDir: project.dir, location: env.options[option]?.location });
   const flags = {
@@ -169,6 +156,31 @@ async function stampNoop(opts: BuildOptions, results: EnvBuildResult[], status: 
   );
 }
 
+/** ensurePackages for one env of a project (kiln.lock beside the config). */
+async function installPackages(
+  project: Project,
+  env: ReturnType<Project["env"]>,
+  platform: string,
+  requests: PackageRequest[],
+  o: { settings: Settings; reporter: Reporter; signal?: AbortSignal | undefined; offline?: boolean | undefined; frozenLockfile?: boolean | undefined; includeUpload?: boolean | undefined; only?: string[] | undefined },
+): Promise<Record<string, string>> {
+  const { ensurePackages } = await import("../toolchains/index.js");
+  return ensurePackages({
+    platform,
+    envName: env.name,
+    requests,
+    platformPackages: env.platformPackages,
+    lockFile: join(project.dir, "kiln.lock"),
+    settings: o.settings,
+    reporter: o.reporter,
+    signal: o.signal,
+    offline: o.offline ?? o.settings.offline,
+    frozenLockfile: o.frozenLockfile,
+    includeUpload: o.includeUpload,
+    only: o.only,
+  });
+}
+
 /** Throw the first failure of a summary (the command layer's exit code), after all were reported. */
 export function throwIfFailed(summary: BuildSummary): void {
   if (summary.status === "cancelled") throw new CancelledError();
@@ -219,22 +231,6 @@ export async function localFlashSettings(opts: {
   const board = platform.resolveBoard(env);
   const requests = platform.packages(env, board);
   const only = requests.filter((r) => r.forUpload).map((r) => r.name);
-  let packages: Record<string, string> = {};
-  if (only.length && opts.install) {
-    const { ensurePackages } = await import("../toolchains/index.js");
-    packages = await ensurePackages({
-      platform: platform.id,
-      envName: env.name,
-      requests,
-      platformPackages: env.platformPackages,
-      lockFile: join(opts.project.dir, "kiln.lock"),
-      settings: opts.settings,
-      reporter: opts.reporter,
-      signal: opts.signal,
-      offline: opts.offline ?? opts.settings.offline,
-      includeUpload: true,
-      only,
-    });
-  }
+  const packages = only.length && opts.install ? await installPackages(opts.project, env, platform.id, requests, { ...opts, includeUpload: true, only }) : {};
   return platform.flashSettings(env, board, packages);
 }

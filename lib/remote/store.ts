@@ -14,7 +14,7 @@
  */
 import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { ConfigError, errnoCode } from "../core/errors.js";
+import { ConfigError, ExitCode, KilnError, errnoCode } from "../core/errors.js";
 import { tempPathFor } from "../core/fs.js";
 import { isPin } from "./identity.js";
 
@@ -90,6 +90,32 @@ export function findRow<T extends { label: string; pin: string; id?: string }>(r
   const hits = rows.filter((r) => r.pin.startsWith(k));
   if (hits.length > 1) throw new ConfigError("KILN_PEER_AMBIGUOUS", `pin prefix '${key}' matches ${hits.length} entries in ${file}`, { hint: "give more of the pin" });
   return hits[0];
+}
+
+/** Change one peer (found by label or pin prefix) and save the list `edit` returns. */
+export async function updatePeer(configDir: string, key: string, edit: (rows: PeerRecord[], row: PeerRecord) => PeerRecord[]): Promise<PeerRecord> {
+  return updateRow(await readPeers(configDir), key, peersFile(configDir), "KILN_NO_SUCH_PEER", `no paired peer '${key}'`, "see 'kiln peer list'", edit, (rows) => writePeers(configDir, rows));
+}
+
+/** Change one client of this machine's peer server (by id, label or pin prefix) and save. */
+export async function updateClient(configDir: string, key: string, edit: (rows: ClientRecord[], row: ClientRecord) => ClientRecord[]): Promise<ClientRecord> {
+  return updateRow(await readClients(configDir), key, clientsFile(configDir), "KILN_NO_SUCH_CLIENT", `no paired client '${key}'`, "see 'kiln peer list'; a waiting request is refused with 'kiln peer deny ID'", edit, (rows) => writeClients(configDir, rows));
+}
+
+async function updateRow<T extends { label: string; pin: string; id?: string }>(
+  rows: T[],
+  key: string,
+  file: string,
+  code: string,
+  message: string,
+  hint: string,
+  edit: (rows: T[], row: T) => T[],
+  save: (rows: T[]) => Promise<void>,
+): Promise<T> {
+  const row = findRow(rows, key, file);
+  if (!row) throw new KilnError(code, ExitCode.usage, message, { hint });
+  await save(edit(rows, row));
+  return row;
 }
 
 async function readRows(file: string, key: string, valid: (r: Record<string, unknown>) => boolean): Promise<unknown[]> {

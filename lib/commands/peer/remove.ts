@@ -1,6 +1,5 @@
 import { Command, Option } from "clipanion";
 import { KilnCommand } from "../base.js";
-import { KilnError, ExitCode } from "../../core/errors.js";
 
 export class PeerRemoveCommand extends KilnCommand {
   static override paths = [["peer", "remove"]];
@@ -18,12 +17,8 @@ export class PeerRemoveCommand extends KilnCommand {
 
   async execute(): Promise<number> {
     const reporter = await this.reporter();
-    const { readPeers, writePeers, findRow, peersFile } = await import("../../remote/store.js");
-    const dir = this.context.settings.configDir;
-    const rows = await readPeers(dir);
-    const row = findRow(rows, this.key, peersFile(dir));
-    if (!row) throw new KilnError("KILN_NO_SUCH_PEER", ExitCode.usage, `no paired peer '${this.key}'`, { hint: "see 'kiln peer list'" });
-    await writePeers(dir, rows.filter((r) => r !== row));
+    const { updatePeer } = await import("../../remote/store.js");
+    const row = await updatePeer(this.context.settings.configDir, this.key, (rows, r) => rows.filter((x) => x !== r));
     if (this.json) reporter.event({ type: "result", command: "peer remove", label: row.label, pin: row.pin });
     else this.context.stdout.write(`Removed peer '${row.label}'.\n`);
     return 0;
@@ -46,13 +41,8 @@ export class PeerRevokeCommand extends KilnCommand {
 
   async execute(): Promise<number> {
     const reporter = await this.reporter();
-    const { readClients, writeClients, findRow, clientsFile } = await import("../../remote/store.js");
-    const dir = this.context.settings.configDir;
-    const rows = await readClients(dir);
-    const row = findRow(rows, this.key, clientsFile(dir));
-    if (!row) throw new KilnError("KILN_NO_SUCH_CLIENT", ExitCode.usage, `no paired client '${this.key}'`, { hint: "see 'kiln peer list'; a waiting request is refused with 'kiln peer deny ID'" });
-    row.status = "revoked";
-    await writeClients(dir, rows);
+    const { updateClient } = await import("../../remote/store.js");
+    const row = await updateClient(this.context.settings.configDir, this.key, (rows, r) => rows.map((x) => (x === r ? { ...x, status: "revoked" as const } : x)));
     if (this.json) reporter.event({ type: "result", command: "peer revoke", id: row.id, label: row.label, pin: row.pin });
     else this.context.stdout.write(`Revoked client '${row.label}'.\n`);
     return 0;
@@ -65,14 +55,9 @@ abstract class SwitchCommand extends KilnCommand {
 
   async execute(): Promise<number> {
     const reporter = await this.reporter();
-    const { readPeers, writePeers, findRow, peersFile } = await import("../../remote/store.js");
-    const dir = this.context.settings.configDir;
-    const rows = await readPeers(dir);
-    const row = findRow(rows, this.key, peersFile(dir));
-    if (!row) throw new KilnError("KILN_NO_SUCH_PEER", ExitCode.usage, `no paired peer '${this.key}'`, { hint: "see 'kiln peer list'" });
-    row.enabled = this.enable;
-    await writePeers(dir, rows);
-    if (this.json) reporter.event({ type: "result", command: `peer ${this.enable ? "enable" : "disable"}`, label: row.label, enabled: row.enabled });
+    const { updatePeer } = await import("../../remote/store.js");
+    const row = await updatePeer(this.context.settings.configDir, this.key, (rows, r) => rows.map((x) => (x === r ? { ...x, enabled: this.enable } : x)));
+    if (this.json) reporter.event({ type: "result", command: `peer ${this.enable ? "enable" : "disable"}`, label: row.label, enabled: this.enable });
     else this.context.stdout.write(`Peer '${row.label}' ${this.enable ? "enabled" : "disabled: builds will not use it"}.\n`);
     return 0;
   }
