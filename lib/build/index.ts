@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import type { Settings } from "../core/config.js";
 import type { Reporter } from "../core/report.js";
-import { BuildFailedError, CancelledError, isKilnError, type KilnError } from "../core/errors.js";
+import { BuildFailedError, CancelledError, errnoCode, isKilnError, type KilnError } from "../core/errors.js";
 import type { Project } from "../project/types.js";
 import { parseBuildFlags } from "../project/flags.js";
 import { getPlatform } from "../platforms/index.js";
@@ -141,19 +141,24 @@ async function stampNoop(opts: BuildOptions, results: EnvBuildResult[], status: 
   const noop = await import("./noop.js");
   const dir = opts.project.dir;
   const all = results.map((r) => r.noop);
-  if (status !== "ok" || opts.project.warnings.length || all.length !== opts.envNames.length || all.some((n) => !n)) {
-    noop.removeStamp(dir);
-    return;
+  // Only a shortcut: a project folder kiln may not write (build_dir elsewhere) just never gets one.
+  try {
+    if (status !== "ok" || opts.project.warnings.length || all.length !== opts.envNames.length || all.some((n) => !n)) {
+      noop.removeStamp(dir);
+      return;
+    }
+    const { settings } = opts;
+    const inputs = [...opts.project.files, join(dir, "platformio.ini"), join(dir, "kiln.lock"), settings.settingsFile, join(settings.configDir, "peers.json")];
+    noop.writeStamp(
+      dir,
+      { key: opts.noopKey!, envHash: noop.envHash(settings.env), envs: results.map((r) => ({ env: r.env, reused: r.reused, sizeText: r.noop!.sizeText })) },
+      [...inputs, ...all.flatMap((n) => n!.files)],
+      all.flatMap((n) => n!.dirs),
+      startedAt,
+    );
+  } catch (e) {
+    if (!errnoCode(e)) throw e;
   }
-  const { settings } = opts;
-  const inputs = [...opts.project.files, join(dir, "platformio.ini"), join(dir, "kiln.lock"), settings.settingsFile, join(settings.configDir, "peers.json")];
-  noop.writeStamp(
-    dir,
-    { key: opts.noopKey!, envHash: noop.envHash(settings.env), envs: results.map((r) => ({ env: r.env, reused: r.reused, sizeText: r.noop!.sizeText })) },
-    [...inputs, ...all.flatMap((n) => n!.files)],
-    all.flatMap((n) => n!.dirs),
-    startedAt,
-  );
 }
 
 /** ensurePackages for one env of a project (kiln.lock beside the config). */

@@ -117,8 +117,12 @@ export function writeStamp(projectDir: string, stamp: Omit<NoopStamp, "v" | "fil
   const file = noopPath(projectDir);
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify({ v: NOOP_VERSION, ...stamp, files: f, dirs: d }));
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, JSON.stringify({ v: NOOP_VERSION, ...stamp, files: f, dirs: d }));
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
   return true;
 }
 

@@ -154,6 +154,22 @@ describe("the no-op fast path", () => {
     await assert.rejects(readFile(join(p.dir, ".kiln/noop.json")), { code: "ENOENT" });
   });
 
+  it("a project folder where the stamp cannot be written still builds (the stamp is only a shortcut)", async () => {
+    const dir = await tempDir("kiln-noop-ro-");
+    await writeTree(dir, {
+      "proj/platformio.ini": `[platformio]\nbuild_dir = ${join(dir, "out")}\n\n[env:native]\nplatform = native\n`,
+      "proj/src/main.c": "int main(void) { return 0; }\n",
+      // A file where the stamp's folder would go (root ignores permissions, a file in the way does not).
+      "proj/.kiln": "not a folder\n",
+    });
+    const env = { KILN_HOME: join(dir, "home") };
+    for (let i = 0; i < 3; i++) {
+      const r = await runCli(["build", "-d", join(dir, "proj")], { env });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    assert.equal(await readFile(join(dir, "proj/.kiln"), "utf8"), "not a folder\n");
+  });
+
   it("parses only the plain build arguments", () => {
     const cwd = "/p";
     assert.deepEqual(parseFastArgs(["build"], cwd), { projectDir: "/p", envs: [], quiet: false });
