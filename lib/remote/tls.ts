@@ -136,7 +136,11 @@ export function pinnedAgent(peer: PinnedPeer, me: Identity): https.Agent {
  * list trusts no one: Node adds its public roots only when `ca` is absent).
  * The handshake is allowed to finish without a trusted client certificate so
  * unpaired clients can reach the pairing routes: every other route must check
- * `req.socket.authorized` and `clientPinOf(req.socket)`.
+ * that `clientPinOf(req.socket)` is an approved pin. That pin is proven even
+ * when the chain is not trusted (TLS 1.3's CertificateVerify: the client signs
+ * the handshake with the key); `authorized` is true as well for clients
+ * approved before the connection was made, which the server does not require,
+ * so an approval written by another process counts from the next request.
  */
 export function serverTlsOptions(
   me: Identity,
