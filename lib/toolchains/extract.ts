@@ -119,6 +119,11 @@ async function decompressor(format: ArchiveFormat): Promise<Duplex | undefined> 
   }
 }
 
+/** Files up to this size are read whole and written in the background. */
+const SMALL_FILE = 256 * 1024;
+/** Background writes at once (the thread pool has 4 threads, shared with zlib). */
+const IN_FLIGHT = 8;
+
 /** Checks every entry and writes it; shared by the tar and zip readers. */
 class Writer {
   readonly files: FileRecord[] = [];
@@ -128,6 +133,14 @@ class Writer {
   private readonly madeDirs = new Set<string>();
   private bytes = 0;
   private entries = 0;
+  /**
+   * Small files are read whole, hashed, and then written in the background
+   * (open, write, close are three trips to the thread pool each) while the
+   * next entries are read: up to IN_FLIGHT at once.
+   */
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly inflightPaths = new Set<string>();
+  private inflightError: unknown;
   private readonly maxBytes: number;
   private readonly maxEntries: number;
 
@@ -169,9 +182,17 @@ class Writer {
     if (rel) await mkdir(join(this.opts.dest, rel), { recursive: true });
   }
 
+  /** Wait for every background write; the first failure is thrown (here, or by the next file()). */
+  async settle(): Promise<void> {
+    while (this.inflight.size) await Promise.all(this.inflight);
+    if (this.inflightError !== undefined) throw this.inflightError;
+  }
+
   private async replace(rel: string): Promise<string> {
     const abs = join(this.opts.dest, rel);
     if (this.written.has(rel) || this.links.has(rel)) {
+      // Replacing an entry (rare): let every background write land first.
+      await this.settle();
       await rm(abs, { force: true, recursive: true });
       this.links.delete(rel);
       const i = this.files.indexOf(this.written.get(rel)!);
@@ -196,12 +217,13 @@ class Writer {
       this.bytes += n;
       return this.bytes > this.maxBytes ? new UnsafeArchiveError(this.opts.label, rel, `takes the unpacked size over the cap of ${this.maxBytes} bytes`) : undefined;
     };
+    if (this.inflightError !== undefined) throw this.inflightError;
     // Plain writes rather than a stream pipeline per file: toolchains have thousands of small files,
     // and per-file stream objects cost more than the writes. 'wx' = O_CREAT|O_EXCL: never follows a
     // link planted at this path.
-    const fh = await open(abs, "wx", perm);
+    let fh = declaredSize <= SMALL_FILE ? undefined : await open(abs, "wx", perm);
+    let pending: Buffer[] = [];
     try {
-      let pending: Buffer[] = [];
       let pendingBytes = 0;
       for await (const chunk of body) {
         if (this.opts.signal?.aborted) throw new CancelledError();
@@ -215,19 +237,45 @@ class Writer {
         hash.update(chunk);
         pending.push(chunk);
         pendingBytes += chunk.length;
-        if (pendingBytes >= 256 * 1024) {
+        // A header that understated the size: stream the rest like a large file.
+        if (!fh && pendingBytes > SMALL_FILE) fh = await open(abs, "wx", perm);
+        if (fh && pendingBytes >= 256 * 1024) {
           await fh.writev(pending);
           pending = [];
           pendingBytes = 0;
         }
       }
-      if (pending.length) await fh.writev(pending);
+      if (fh && pending.length) await fh.writev(pending);
     } finally {
-      await fh.close();
+      await fh?.close();
     }
+    if (!fh) await this.writeLater(rel, abs, perm, pending);
     const rec: FileRecord = { path: rel, type: "file", size, mode: perm, sha256: hash.digest("hex") };
     this.files.push(rec);
     this.written.set(rel, rec);
+  }
+
+  /** Write a small file's bytes in the background (see `inflight`). */
+  private async writeLater(rel: string, abs: string, perm: number, chunks: Buffer[]): Promise<void> {
+    while (this.inflight.size >= IN_FLIGHT) await Promise.race(this.inflight);
+    if (this.inflightError !== undefined) throw this.inflightError;
+    this.inflightPaths.add(rel);
+    const job: Promise<void> = (async () => {
+      const fh = await open(abs, "wx", perm);
+      try {
+        if (chunks.length) await fh.writev(chunks);
+      } finally {
+        await fh.close();
+      }
+    })()
+      .catch((e: unknown) => {
+        this.inflightError ??= e;
+      })
+      .finally(() => {
+        this.inflight.delete(job);
+        this.inflightPaths.delete(rel);
+      });
+    this.inflight.add(job);
   }
 
   async symlink(rel: string, target: string): Promise<void> {
@@ -246,6 +294,7 @@ class Writer {
 
   async hardlink(rel: string, targetRaw: string): Promise<void> {
     const target = this.checkLinkTarget(rel, targetRaw);
+    if (this.inflightPaths.has(target)) await this.settle();
     const src = this.written.get(target);
     if (!src || src.type !== "file") this.refuse(rel, `is a hard link to '${targetRaw}', which is not a file of this package`);
     this.count(rel, src.size);
@@ -352,6 +401,7 @@ async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer
   // Settle every file write before returning, so the caller can delete the dir.
   await done.catch(() => undefined);
   await chain.catch(() => undefined);
+  await w.settle().catch((e: unknown) => (failure ??= e));
   if (failure) throw failure;
 }
 
@@ -423,6 +473,7 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
 }
 
 async function finish(opts: ExtractOptions, format: ArchiveFormat, w: Writer): Promise<ExtractResult> {
+  await w.settle();
   const top = [...w.tops];
   let root: string | undefined;
   if (top.length === 1) {

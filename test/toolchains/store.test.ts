@@ -322,3 +322,29 @@ describe("proxy and disk full", () => {
     assert.deepEqual((await verifyStore(paths)).map((r) => r.ok), [true]);
   });
 });
+
+describe("unpacking writes small files in the background", () => {
+  it("many small files, one large, a hard link to a file still being written, and a path given twice: all land as listed", async () => {
+    const { extractArchive } = await import("../../lib/toolchains/extract.js");
+    const dir = await tempDir("kiln-extract-");
+    const entries: Parameters<typeof rawTar>[0] = [{ path: "pkg/", type: "Directory" }];
+    for (let i = 0; i < 200; i++) entries.push({ path: `pkg/d${i % 7}/f${i}.txt`, type: "File", body: `file ${i} `.repeat(i + 1) });
+    const big = randomBytes(600 * 1024).toString("base64");
+    entries.push({ path: "pkg/big.bin", type: "File", body: big });
+    entries.push({ path: "pkg/again.txt", type: "File", body: "first" });
+    entries.push({ path: "pkg/hard", type: "Link", linkpath: "pkg/d3/f199.txt" });
+    entries.push({ path: "pkg/again.txt", type: "File", body: "second" });
+    const archive = join(dir, "a.tar");
+    await writeFile(archive, rawTar(entries));
+    const dest = join(dir, "out");
+    await mkdir(dest);
+    const r = await extractArchive({ archive, dest, label: "a.tar" });
+    for (let i = 0; i < 200; i += 37) assert.equal(await readFile(join(dest, `pkg/d${i % 7}/f${i}.txt`), "utf8"), `file ${i} `.repeat(i + 1));
+    assert.equal(await readFile(join(dest, "pkg/big.bin"), "utf8"), big);
+    assert.equal(await readFile(join(dest, "pkg/hard"), "utf8"), "file 199 ".repeat(200));
+    assert.equal(await readFile(join(dest, "pkg/again.txt"), "utf8"), "second");
+    // Every recorded hash is the hash of what is on disk.
+    assert.equal(r.files.length, 203);
+    for (const f of r.files) assert.equal(f.sha256, sha256(await readFile(join(dest, r.root ?? "", f.path))), f.path);
+  });
+});
