@@ -23,6 +23,7 @@ import { selectSources, SKETCH_EXTENSIONS, SOURCE_EXTENSIONS } from "../project/
 import { parseDepfile } from "./depfile.js";
 import { findUsedLibraries, listLibraries, SOURCE_EXTS, type Library } from "./libraries.js";
 import { whichSync } from "./noop.js";
+import { VERSION } from "../version.js";
 import { commandSig, hashText, loadState, saveState, type BuildState, type OutputRecord } from "./state.js";
 
 export interface RunPlanOptions {
@@ -198,7 +199,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     }
     // The sources as selected (a sketch's .ino files, not the .cpp made from them): a no-op stamp must see their edits.
     const selectedSources = projectSources;
-    if (plan.project.sketch) projectSources = await convertSketch(projectSources, buildDir, mt);
+    if (plan.project.sketch) projectSources = await convertSketch(projectSources, buildDir, mt, state);
     if (projectSources.length === 0) {
       throw new ConfigError("KILN_NO_SOURCES", `no source files in ${plan.project.srcDir} match build_src_filter`, {
         hint: "add a .c/.cpp file (e.g. src/main.cpp) or check build_src_filter",
@@ -692,17 +693,22 @@ function groupFiles(group: SourceGroup): string[] {
 }
 
 /** Convert `.ino`/`.pde` files into one `<buildDir>/sketch/<name>.ino.cpp`, rewritten only when it changes. */
-async function convertSketch(sources: string[], buildDir: string, mt: Mtimes): Promise<string[]> {
+async function convertSketch(sources: string[], buildDir: string, mt: Mtimes, state: BuildState): Promise<string[]> {
   const sketchFiles = sources.filter((s) => s.endsWith(".ino") || s.endsWith(".pde"));
   if (sketchFiles.length === 0) return sources;
-  const { sketchToCpp } = await import("./sketch.js");
-  const files = await Promise.all(sketchFiles.map(async (path) => ({ path, text: await readFile(path, "utf8") })));
-  const code = sketchToCpp(files);
   // Named like Arduino does: after the sketch folder when it holds `<folder>.ino`, else after the first sketch file.
   const folder = basename(dirname(sketchFiles[0]!));
   const main = sketchFiles.find((f) => basename(f).replace(/\.(ino|pde)$/, "") === folder) ?? [...sketchFiles].sort()[0]!;
   const name = basename(main).replace(/\.(ino|pde)$/, "");
   const out = join(buildDir, "sketch", `${name}.ino.cpp`);
+  const files = await Promise.all(sketchFiles.map(async (path) => ({ path, text: await readFile(path, "utf8") })));
+  // The generated file depends only on the sketch files' names and text (and kiln's converter): when they
+  // and the file we wrote are unchanged, skip the conversion (≈ 10 ms for a large sketch; a `touch` is free).
+  const key = `sketch:${VERSION}:${hashText(JSON.stringify(files))}`;
+  const outMtime = mt.get(out);
+  if (outMtime >= 0 && state.written[out] === `${key}@${outMtime}`) return [out, ...sources.filter((s) => !sketchFiles.includes(s))];
+  const { sketchToCpp } = await import("./sketch.js");
+  const code = sketchToCpp(files);
   let old: string | undefined;
   try {
     old = await readFile(out, "utf8");
@@ -713,6 +719,7 @@ async function convertSketch(sources: string[], buildDir: string, mt: Mtimes): P
     await writeFileAtomic(out, code);
     mt.forget(out);
   }
+  state.written[out] = `${key}@${mt.get(out)}`;
   return [out, ...sources.filter((s) => !sketchFiles.includes(s))];
 }
 

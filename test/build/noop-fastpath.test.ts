@@ -128,6 +128,14 @@ describe("the no-op fast path", () => {
     await settle(p, args);
     await writeFile(join(dir, "lib/util/library.properties"), "name=util\nversion=1.1\n");
     assert.equal((await traced(args, p.env, dir)).fullPath, true, "the fast path answered after library.properties changed");
+    // The generated .ino.cpp is kiln's: changed behind its back, it is generated again (not trusted
+    // because the sketch itself did not change).
+    const generated = join(dir, ".kiln/build/uno/sketch/Blink.ino.cpp");
+    const good = await readFile(generated, "utf8");
+    await writeFile(generated, "this is not C++\n");
+    const again = await traced(args, p.env, dir);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(await readFile(generated, "utf8"), good);
   });
 
   it("takes the normal path for another env selection, another environment, or other flags", async () => {
