@@ -362,7 +362,7 @@ export class PeerServer {
       stop();
       res.end();
     };
-    req.socket.once("close", close);
+    res.once("close", close);
   }
 
   // ── pairing ──────────────────────────────────────────────────────────────
@@ -395,7 +395,7 @@ export class PeerServer {
             clearTimeout(t);
             resolve();
           });
-          req.socket.once("close", resolve);
+          res.once("close", resolve);
         });
       }
       return sendJson(res, 200, { status: p.decided ?? "pending", id: p.id, label: this.opts.label } satisfies PairAnswer);
