@@ -503,14 +503,14 @@ function classify(e: unknown, format: ArchiveFormat, opts: ExtractOptions): unkn
  * verified file with extractArchive.
  */
 export function streamingExtractor(opts: ExtractOptions): { sink: Writable; result: Promise<ExtractResult | undefined> } {
-  const pass = new PassThrough({ highWaterMark: 256 * 1024 });
+  const pass = new PassThrough({ highWaterMark: 64 * 1024 });
   // Its errors reach the extraction through extractTar's own listener; unstreamed, nobody cares.
   pass.on("error", () => {});
   let started: Promise<ExtractResult | undefined> | undefined;
   let resolveFirst: (p: Promise<ExtractResult | undefined>) => void = () => {};
   const first = new Promise<Promise<ExtractResult | undefined>>((r) => (resolveFirst = r));
   const sink = new Writable({
-    highWaterMark: 256 * 1024,
+    highWaterMark: 64 * 1024,
     // Finishing must not destroy the sink: that would abort the extraction still reading `pass`.
     autoDestroy: false,
     write(chunk: Buffer, _enc, cb) {
