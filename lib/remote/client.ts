@@ -289,12 +289,12 @@ function remoteFailure(label: string, e: WireError | undefined): KilnError {
 
 async function uploadBlobs(client: PeerClient, missing: string[], files: RemoteEnvOptions["files"], reporter: Reporter, signal?: AbortSignal): Promise<void> {
   const bySha = new Map(files.files.map((f) => [f.sha256, f]));
-  const todo = [...missing];
-  const total = todo.reduce((n, s) => n + (bySha.get(s)?.size ?? 0), 0);
-  const step = reporter.step(`Uploading ${todo.length} file${todo.length === 1 ? "" : "s"} (${formatBytes(total)}) to peer '${client.peer.label}'`);
+  const queue = [...missing];
+  const total = queue.reduce((n, s) => n + (bySha.get(s)?.size ?? 0), 0);
+  const step = reporter.step(`Uploading ${queue.length} file${queue.length === 1 ? "" : "s"} (${formatBytes(total)}) to peer '${client.peer.label}'`);
   try {
     const worker = async (): Promise<void> => {
-      for (let sha = todo.shift(); sha; sha = todo.shift()) {
+      for (let sha = queue.shift(); sha; sha = queue.shift()) {
         const f = bySha.get(sha);
         if (!f) throw new RemoteError("KILN_REMOTE_REJECTED", ExitCode.remote, `peer '${client.peer.label}' asked for a file this build did not list (${sha})`);
         const a = await client.call("PUT", `/v1/blobs/${sha}`, { body: createReadStream(files.abs.get(f.path)!), headers: { "content-type": "application/octet-stream", "content-length": f.size }, signal });
