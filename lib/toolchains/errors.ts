@@ -40,7 +40,7 @@ export class SizeMismatchError extends KilnError {
 export class DownloadError extends KilnError {
   constructor(readonly url: string, message: string, options: { status?: number; cause?: unknown; hint?: string } = {}) {
     super("KILN_DOWNLOAD_FAILED", ExitCode.network, `download of ${redactUrl(url)} failed: ${message}`, {
-      hint: options.hint ?? "check the network, the proxy (HTTPS_PROXY) and the CA file setting; run again to resume",
+      hint: options.hint ?? "check the network, the proxy (HTTPS_PROXY) and the CA file setting; then run again",
       cause: options.cause,
       data: { url: redactUrl(url), status: options.status },
     });

@@ -10,10 +10,11 @@
  * strip it); the caller renames it into place.
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { link, lstat, mkdir, open, readdir, readlink, rm, symlink } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
 import { PassThrough, Readable, Transform, Writable, type Duplex } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { CancelledError, errnoCode } from "../core/errors.js";
 import { UnsafeArchiveError, UnsupportedArchiveError } from "./errors.js";
@@ -497,48 +498,51 @@ function classify(e: unknown, format: ArchiveFormat, opts: ExtractOptions): unkn
 /**
  * Unpack a tar archive while it downloads, like `curl | tar -x`, into a temp
  * dir that is used only if the download then verifies. Write the downloaded
- * bytes to `sink`; `result` resolves to undefined when the archive cannot be
- * streamed (zip needs random access, unknown format) or the sink was
- * destroyed (a retry restarted the download): the caller then unpacks the
- * verified file with extractArchive.
+ * bytes to `sink`. An archive that cannot be streamed (zip needs random
+ * access; an unknown format gets its error from extractArchive) is written
+ * to `opts.archive` instead, and `result` resolves to undefined once that
+ * file is complete: the caller then unpacks it. A failure (hostile entry,
+ * damaged data, disk full) rejects `result`; the sink itself never emits
+ * 'error', so a download can keep writing to it and report the failure after.
  */
 export function streamingExtractor(opts: ExtractOptions): { sink: Writable; result: Promise<ExtractResult | undefined> } {
   const pass = new PassThrough({ highWaterMark: 64 * 1024 });
-  // Its errors reach the extraction through extractTar's own listener; unstreamed, nobody cares.
+  // Its errors reach the consumer (extractTar's listener, or the file pipeline) through their own listeners.
   pass.on("error", () => {});
   let started: Promise<ExtractResult | undefined> | undefined;
+  let aborted = false;
   let resolveFirst: (p: Promise<ExtractResult | undefined>) => void = () => {};
   const first = new Promise<Promise<ExtractResult | undefined>>((r) => (resolveFirst = r));
+  const begin = (chunk: Buffer | undefined): void => {
+    const format = chunk && sniffBuffer(chunk);
+    if (!format || format === "zip") {
+      started = pipeline(pass, createWriteStream(opts.archive, { flags: "wx", highWaterMark: 256 * 1024 })).then(() => undefined);
+    } else {
+      const w = new Writer(opts);
+      started = extractTar(opts, format, w, pass).then(
+        () => finish(opts, format, w),
+        (e: unknown) => {
+          if (aborted) return undefined;
+          throw classify(e, format, opts);
+        },
+      );
+    }
+    started.catch(() => pass.resume());
+    resolveFirst(started);
+  };
   const sink = new Writable({
     highWaterMark: 64 * 1024,
     // Finishing must not destroy the sink: that would abort the extraction still reading `pass`.
     autoDestroy: false,
     write(chunk: Buffer, _enc, cb) {
-      if (!started) {
-        const format = sniffBuffer(chunk);
-        if (!format || format === "zip") {
-          started = Promise.resolve(undefined);
-          resolveFirst(started);
-          return cb();
-        }
-        const w = new Writer(opts);
-        started = extractTar(opts, format, w, pass).then(
-          () => finish(opts, format, w),
-          (e: unknown) => {
-            if (aborted) return undefined;
-            throw classify(e, format, opts);
-          },
-        );
-        started.catch(() => pass.resume());
-        resolveFirst(started);
-      }
+      if (!started) begin(chunk);
       if (pass.destroyed || pass.writableEnded) return cb();
       if (pass.write(chunk)) cb();
       else pass.once("drain", () => cb());
     },
     final(cb) {
+      if (!started) begin(undefined);
       pass.end();
-      if (!started) resolveFirst(Promise.resolve(undefined));
       cb();
     },
     destroy(err, cb) {
@@ -549,7 +553,6 @@ export function streamingExtractor(opts: ExtractOptions): { sink: Writable; resu
       cb(null);
     },
   });
-  let aborted = false;
   const result = first.then((p) => p);
   // The caller awaits `result` only after the download; until then a failure must not count as unhandled.
   result.catch(() => {});

@@ -13,6 +13,7 @@ import { createReadStream } from "node:fs";
 import { lstat, mkdir, readdir, readlink, rename, rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import type { Writable } from "node:stream";
 import { CancelledError, errnoCode } from "../core/errors.js";
 import { readJson } from "../core/fs.js";
 import { download, type ExpectedDigest, type NetworkOptions } from "./download.js";
@@ -157,30 +158,38 @@ export async function installArchive(paths: StorePaths, spec: InstallSpec, net: 
     const unpacked = join(tmp, "unpacked");
     await mkdir(unpacked);
     const xopts = { archive, dest: unpacked, label: spec.url, maxBytes: net.maxUnpackedBytes, signal: net.signal };
-    // Unpack while downloading (into tmp/, trusted only once the sha256 checks out).
-    const streaming = streamingExtractor(xopts);
+    // Unpack while downloading (into tmp/, trusted only once the sha256 checks out); the archive
+    // itself reaches the disk only when it cannot be streamed (zip).
+    let streaming: ReturnType<typeof streamingExtractor> | undefined;
+    const abandon = async (): Promise<void> => {
+      streaming?.sink.destroy();
+      await streaming?.result.catch(() => undefined);
+    };
+    const open = async (): Promise<Writable> => {
+      if (streaming) {
+        // The download restarts from byte 0: so does the unpacking.
+        await abandon();
+        await Promise.all([rm(unpacked, { recursive: true, force: true }), rm(archive, { force: true })]);
+        await mkdir(unpacked);
+      }
+      streaming = streamingExtractor(xopts);
+      return streaming.sink;
+    };
     let got;
     try {
-      got = await download({ ...net, url: spec.url, dest: archive, expected: spec.expected, signal: net.signal, onProgress: progress.onBytes, onRetry: progress.onRetry, tap: streaming.sink });
+      got = await download({ ...net, url: spec.url, open, expected: spec.expected, signal: net.signal, onProgress: progress.onBytes, onRetry: progress.onRetry });
     } catch (e) {
-      streaming.sink.destroy();
-      await streaming.result.catch(() => undefined);
+      await abandon();
       throw e;
     }
     const key = got.sha256;
     if (await entryInstalled(paths, key)) {
-      streaming.sink.destroy();
-      await streaming.result.catch(() => undefined);
+      await abandon();
       await writeRef(paths, spec, key);
       return { key, dir: contentDir(paths, key), downloaded: true, sha256: key, size: got.size };
     }
     progress.onPhase?.("extract");
-    let x = await streaming.result;
-    if (!x) {
-      await rm(unpacked, { recursive: true, force: true });
-      await mkdir(unpacked);
-      x = await extractArchive(xopts);
-    }
+    const x = (await streaming!.result) ?? (await extractArchive(xopts));
     await rm(archive, { force: true });
     const staging = join(tmp, "entry");
     await mkdir(staging);

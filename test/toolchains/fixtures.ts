@@ -119,8 +119,8 @@ export type Mode = "ok" | "404" | "500" | "stall" | "truncate-once" | "truncate-
 export interface Route {
   body: Buffer;
   mode?: Mode;
-  /** Honour Range requests (default true). */
-  ranges?: boolean;
+  /** Honour Range requests (default true); "ignore" advertises them but answers every request with a 200. */
+  ranges?: boolean | "ignore";
 }
 
 export interface TestServer {
@@ -151,7 +151,7 @@ function handler(routes: Map<string, Route>, requests: TestServer["requests"], h
     const headers: Record<string, string | number> = { "content-type": "application/octet-stream", etag: `"${sha256(body).slice(0, 16)}"` };
     if (route.ranges !== false) headers["accept-ranges"] = "bytes";
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
-    if (m && route.ranges !== false) {
+    if (m && route.ranges !== false && route.ranges !== "ignore") {
       const start = Number(m[1]);
       headers["content-range"] = `bytes ${start}-${body.length - 1}/${body.length}`;
       body = body.subarray(start);

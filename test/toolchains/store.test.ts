@@ -96,13 +96,75 @@ describe("store install", () => {
 
   it("retries a truncated response and resumes with Range", async () => {
     const s = await server;
-    const body = await makeArchive("tar.gz", { "big.bin": randomBytes(300_000).toString("base64") });
+    const big = randomBytes(300_000).toString("base64");
+    const body = await makeArchive("tar.gz", { "big.bin": big });
     s.routes.set("/trunc.tgz", { body, mode: "truncate-once" });
     const r = await installArchive(await storeDir(), { name: "t", version: "1", host: "linux-x64", url: `${s.url}/trunc.tgz`, expected: { sha256: sha256(body), size: body.length } }, fast);
     assert.equal(r.sha256, sha256(body));
+    // The unpacker was fed the first half, then the rest from the range response: one whole file.
+    assert.equal(await readFile(join(r.dir, "big.bin"), "utf8"), big);
     const reqs = s.requests.filter((q) => q.path === "/trunc.tgz");
     assert.equal(reqs.length, 2);
     assert.match(reqs[1]!.range ?? "", /^bytes=\d+-$/);
+  });
+
+  for (const format of ["tar.gz", "zip"] as Format[]) {
+    for (const ranges of [false, "ignore"] as const) {
+      it(`restarts a truncated ${format} download from byte 0 when the server ${ranges === false ? "has no ranges" : "answers a range with 200"}`, async () => {
+        const s = await server;
+        const tree: Tree = { "big.bin": randomBytes(300_000).toString("base64"), "lib/a.txt": "alpha\n" };
+        const body = await makeArchive(format, tree);
+        const path = `/restart-${String(ranges)}.${format}`;
+        s.routes.set(path, { body, mode: "truncate-once", ranges });
+        const paths = await storeDir();
+        const r = await installArchive(paths, { name: "t", version: "1", host: "linux-x64", url: `${s.url}${path}`, expected: { sha256: sha256(body), size: body.length } }, fast);
+        const reqs = s.requests.filter((q) => q.path === path);
+        assert.equal(reqs.length, 2);
+        if (ranges === false) assert.equal(reqs[1]!.range, undefined);
+        else assert.match(reqs[1]!.range ?? "", /^bytes=\d+-$/, "asked for the rest, got all of it");
+        // Half of the first body was unpacked (or spooled) already: the second must start over cleanly.
+        assert.equal(await readFile(join(r.dir, "big.bin"), "utf8"), tree["big.bin"]);
+        assert.equal(await readFile(join(r.dir, "lib/a.txt"), "utf8"), "alpha\n");
+        const files = JSON.parse(await readFile(join(paths.entries, r.key, "files.json"), "utf8")) as Array<{ path: string }>;
+        assert.deepEqual(files.map((f) => f.path).sort(), ["big.bin", "lib/a.txt"]);
+        assert.deepEqual(await leftovers(paths), []);
+      });
+    }
+  }
+
+  it("resumes a zip download with Range and unpacks the whole file", async () => {
+    const s = await server;
+    const tree: Tree = { "big.bin": randomBytes(300_000).toString("base64") };
+    const body = await makeArchive("zip", tree);
+    s.routes.set("/trunc.zip", { body, mode: "truncate-once" });
+    const r = await installArchive(await storeDir(), { name: "t", version: "1", host: "linux-x64", url: `${s.url}/trunc.zip`, expected: { sha256: sha256(body), size: body.length } }, fast);
+    assert.equal(await readFile(join(r.dir, "big.bin"), "utf8"), tree["big.bin"]);
+    const reqs = s.requests.filter((q) => q.path === "/trunc.zip");
+    assert.match(reqs[1]!.range ?? "", /^bytes=\d+-$/);
+  });
+
+  it("streams a tar archive straight into the unpacker: the archive itself never reaches the disk (a zip does)", async () => {
+    const s = await server;
+    for (const format of ["tar.gz", "zip"] as Format[]) {
+      const body = await makeArchive(format, { "big.bin": randomBytes(200_000).toString("base64") });
+      s.routes.set(`/slow.${format}`, { body, mode: "slow" });
+      const paths = await storeDir();
+      const seen = new Set<string>();
+      let polling = true;
+      const poll = (async () => {
+        while (polling) {
+          for (const job of await readdir(paths.tmp).catch(() => [] as string[])) {
+            for (const name of await readdir(join(paths.tmp, job)).catch(() => [] as string[])) seen.add(name);
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      await installArchive(paths, { name: "s", version: "1", host: "linux-x64", url: `${s.url}/slow.${format}`, expected: { sha256: sha256(body) } }, fast);
+      polling = false;
+      await poll;
+      assert.ok(seen.has("unpacked"), `${format}: saw the install in progress (${[...seen].join(", ")})`);
+      assert.equal(seen.has("archive"), format === "zip", `${format}: ${[...seen].join(", ")}`);
+    }
   });
 
   it("retries a 500 then succeeds", async () => {
