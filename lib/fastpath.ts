@@ -10,13 +10,16 @@
  * is what the normal path prints for a no-op in plain mode (CI, pipes) or
  * with -q; a terminal without -q gets the normal path and its spinners.
  */
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
-import { envHash, kilnStamp, noopKey, readStamp, stampHolds } from "./build/noop.js";
+import { startHeadStarts } from "./build/headstart.js";
+import { envHash, kilnStamp, noopKey, readStamp, stampChanges } from "./build/noop.js";
 
 interface FastArgs {
   projectDir: string;
   envs: string[];
   quiet: boolean;
+  jobs: number | undefined;
 }
 
 /** `build [-d DIR] [-e ENV]… [-j N] [-q]`, or undefined for anything else. */
@@ -25,6 +28,7 @@ export function parseFastArgs(argv: readonly string[], cwd: string): FastArgs | 
   let dir: string | undefined;
   const envs: string[] = [];
   let quiet = false;
+  let jobs: number | undefined;
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf("=");
@@ -39,23 +43,37 @@ export function parseFastArgs(argv: readonly string[], cwd: string): FastArgs | 
       if (v === undefined) return undefined;
       envs.push(v);
     } else if (flag === "-j" || flag === "--jobs") {
-      if (!/^[1-9]\d*$/.test(value() ?? "")) return undefined;
-    } else if (!/^-j[1-9]\d*$/.test(a)) return undefined;
+      const v = value() ?? "";
+      if (!/^[1-9]\d*$/.test(v)) return undefined;
+      jobs = Number(v);
+    } else if (/^-j[1-9]\d*$/.test(a)) jobs = Number(a.slice(2));
+    else return undefined;
   }
-  return { projectDir: resolve(cwd, dir ?? "."), envs, quiet };
+  return { projectDir: resolve(cwd, dir ?? "."), envs, quiet, jobs };
 }
 
-/** The exit code when the last no-op build still holds, else undefined. */
+/**
+ * The exit code when the last build's stamp still holds, else undefined. When
+ * it fails only because a few sources changed, their compiles are started
+ * here before returning (lib/build/headstart.ts): the normal path adopts them.
+ */
 export function fastNoop(argv: readonly string[]): number | undefined {
   const t0 = performance.now();
   try {
     const args = parseFastArgs(argv, process.cwd());
     if (!args) return undefined;
     const env = process.env;
-    const ci = Boolean(env.CI) && env.CI !== "false" && env.CI !== "0";
-    if (!args.quiet && process.stderr.isTTY && !ci) return undefined;
     const stamp = readStamp(args.projectDir);
-    if (!stamp || !stampHolds(stamp, noopKey(args.projectDir, args.envs, kilnStamp()), envHash(env))) return undefined;
+    if (!stamp) return undefined;
+    const changed = stampChanges(stamp, noopKey(args.projectDir, args.envs, kilnStamp()), envHash(env));
+    if (changed === undefined) return undefined;
+    if (changed.length > 0) {
+      if (stamp.units) startHeadStarts(stamp.units, changed, args.projectDir, args.jobs ?? availableParallelism());
+      return undefined;
+    }
+    const ci = Boolean(env.CI) && env.CI !== "false" && env.CI !== "0";
+    // A terminal without -q gets the normal path's spinners.
+    if (!args.quiet && process.stderr.isTTY && !ci) return undefined;
     if (!args.quiet) {
       const secs = ((performance.now() - t0) / 1000).toFixed(2);
       process.stderr.write(stamp.envs.map((e) => `Building ${e.env}\n${e.env}: built in ${secs}s (compiled 0, reused ${e.reused}${e.sizeText})\n`).join(""));

@@ -11,6 +11,7 @@ import type { Project } from "../project/types.js";
 import { parseBuildFlags } from "../project/flags.js";
 import { getPlatform } from "../platforms/index.js";
 import type { BuildPlan, PackageRequest } from "../platforms/types.js";
+import { abandonHeadStarts, type StampedUnits } from "./headstart.js";
 import { Prober } from "./probe.js";
 import { runPlan, type EnvBuildResult } from "./runner.js";
 
@@ -121,6 +122,8 @@ export async function buildProject(opts: BuildOptions): Promise<BuildSummary> {
       await prober.save();
     }
   }
+  // Compiles the launcher started for a build that then went another way (lib/build/headstart.ts).
+  abandonHeadStarts();
   const status: BuildSummary["status"] = cancelled ? "cancelled" : errors.length ? "failed" : "ok";
   if (opts.noopKey !== undefined) await stampNoop(opts, results, status, startedAt);
   const ms = Math.round(performance.now() - started);
@@ -136,7 +139,7 @@ export async function buildProject(opts: BuildOptions): Promise<BuildSummary> {
   return { status, ms, envs: results, errors };
 }
 
-/** After a build in which nothing happened, record what it rested on (lib/build/noop.ts); otherwise forget any old record. */
+/** After a successful build, record what it rested on (lib/build/noop.ts); otherwise forget any old record. */
 async function stampNoop(opts: BuildOptions, results: EnvBuildResult[], status: BuildSummary["status"], startedAt: number): Promise<void> {
   const noop = await import("./noop.js");
   const dir = opts.project.dir;
@@ -151,14 +154,32 @@ async function stampNoop(opts: BuildOptions, results: EnvBuildResult[], status: 
     const inputs = [...opts.project.files, join(dir, "platformio.ini"), join(dir, "kiln.lock"), settings.settingsFile, join(settings.configDir, "peers.json")];
     noop.writeStamp(
       dir,
-      { key: opts.noopKey!, envHash: noop.envHash(settings.env), envs: results.map((r) => ({ env: r.env, reused: r.reused, sizeText: r.noop!.sizeText })) },
+      {
+        key: opts.noopKey!,
+        envHash: noop.envHash(settings.env),
+        // What the next build, a no-op, will print: every unit reused.
+        envs: results.map((r) => ({ env: r.env, reused: r.reused + r.compiled, sizeText: r.noop!.sizeText })),
+        units: mergeUnits(all.map((n) => n!.units)),
+      },
       [...inputs, ...all.flatMap((n) => n!.files)],
       all.flatMap((n) => n!.dirs),
       startedAt,
+      new Set(all.flatMap((n) => n!.written)),
     );
   } catch (e) {
     if (!errnoCode(e)) throw e;
   }
+}
+
+/** Several envs' compile commands as one table. */
+function mergeUnits(parts: StampedUnits[]): StampedUnits {
+  const out: StampedUnits = { prefixes: [], list: [] };
+  for (const p of parts) {
+    const base = out.prefixes.length;
+    out.prefixes.push(...p.prefixes);
+    out.list.push(...p.list.map(([source, object, i]): [string, string, number] => [source, object, base + i]));
+  }
+  return out;
 }
 
 /** ensurePackages for one env of a project (kiln.lock beside the config). */

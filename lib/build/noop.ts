@@ -1,18 +1,21 @@
 /**
- * The no-op stamp: what a build that changed nothing looked at, so the next
+ * The no-op stamp: what the last successful build looked at, so the next
  * identical `kiln build` can answer "up to date" from a few hundred stat()
  * calls, before loading the CLI, the config reader or the build code (the
  * way ninja answers from its log).
  *
- * Written only after a build in which nothing ran and nothing recorded
- * changed, and only when every recorded time predates that build — so a file
- * edited while kiln was looking is never taken as seen. It records:
+ * Written after every successful build that left all its outputs up to date
+ * (no output left unstamped because an input changed while it was made), and
+ * only when every recorded input's time predates that build — so a file
+ * edited while kiln was looking is never taken as seen; the files the build
+ * wrote itself are recorded as they are. It records:
  * every output and every input the state knows (sources, headers, archives,
  * images, the manifest, compile_commands.json), the config files, settings
  * and lock file (missing ones too), the tools, the folders whose listing
  * decides what is compiled, the whole environment (minus shell bookkeeping),
  * the working directory, the arguments and kiln's own build. Any difference
- * and the normal path runs.
+ * and the normal path runs. It also keeps the compile commands, so a build
+ * after a few sources changed can start them early (lib/build/headstart.ts).
  *
  * This module is imported by the launcher before anything else: node
  * built-ins only.
@@ -21,6 +24,7 @@ import { readFileSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync } 
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { VERSION } from "../version.js";
+import type { StampedUnits } from "./headstart.js";
 
 export const NOOP_VERSION = 1;
 
@@ -41,6 +45,8 @@ export interface NoopStamp {
   files: Array<[string, number]>;
   dirs: Array<[string, number]>;
   envs: NoopEnvLine[];
+  /** The last build's compile commands, for head starts (lib/build/headstart.ts). */
+  units?: StampedUnits | undefined;
 }
 
 /** `<projectDir>/.kiln/noop.json` */
@@ -85,10 +91,25 @@ function mtimeOf(p: string): number {
 
 /** Does everything the stamp recorded still look the same? */
 export function stampHolds(stamp: NoopStamp, key: string, hash: string): boolean {
-  if (stamp.v !== NOOP_VERSION || stamp.key !== key || stamp.envHash !== hash) return false;
-  for (const [p, m] of stamp.files) if (mtimeOf(p) !== m) return false;
-  for (const [p, m] of stamp.dirs) if (mtimeOf(p) !== m) return false;
-  return true;
+  return stampChanges(stamp, key, hash)?.length === 0;
+}
+
+/**
+ * The recorded files that changed since the stamp, or undefined when the
+ * stamp does not apply at all (other arguments, environment or kiln build,
+ * a folder's listing changed, a file appeared or vanished).
+ */
+export function stampChanges(stamp: NoopStamp, key: string, hash: string): string[] | undefined {
+  if (stamp.v !== NOOP_VERSION || stamp.key !== key || stamp.envHash !== hash) return undefined;
+  for (const [p, m] of stamp.dirs) if (mtimeOf(p) !== m) return undefined;
+  const changed: string[] = [];
+  for (const [p, m] of stamp.files) {
+    const now = mtimeOf(p);
+    if (now === m) continue;
+    if (now < 0 || m < 0) return undefined;
+    changed.push(p);
+  }
+  return changed;
 }
 
 export function readStamp(projectDir: string): NoopStamp | undefined {
@@ -105,12 +126,14 @@ export function removeStamp(projectDir: string): void {
 
 /**
  * Write the stamp, unless something recorded is not older than `startedAtMs`
- * (then a later run must look for itself).
+ * (then a later run must look for itself). `written` are files this build
+ * made itself (objects, archives, images, the manifest): their times are
+ * recorded as they are.
  */
-export function writeStamp(projectDir: string, stamp: Omit<NoopStamp, "v" | "files" | "dirs">, files: Iterable<string>, dirs: Iterable<string>, startedAtMs: number): boolean {
+export function writeStamp(projectDir: string, stamp: Omit<NoopStamp, "v" | "files" | "dirs">, files: Iterable<string>, dirs: Iterable<string>, startedAtMs: number, written: ReadonlySet<string> = new Set()): boolean {
   const f = [...new Set(files)].map((p): [string, number] => [p, mtimeOf(p)]);
   const d = [...new Set(dirs)].map((p): [string, number] => [p, mtimeOf(p)]);
-  if ([...f, ...d].some(([, m]) => m >= startedAtMs)) {
+  if ([...f.filter(([p]) => !written.has(p)), ...d].some(([, m]) => m >= startedAtMs)) {
     removeStamp(projectDir);
     return false;
   }

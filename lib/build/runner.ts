@@ -10,11 +10,11 @@
  * cancelled, so nothing half-made is ever trusted.
  */
 import { mkdirSync, readdirSync, statSync } from "node:fs";
-import { copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { basename, dirname, join, relative, sep } from "node:path";
 import type { Reporter, SizeInfo, StepHandle } from "../core/report.js";
-import { runTool } from "../core/exec.js";
+import { runTool, type RunResult } from "../core/exec.js";
 import { tempPathFor, writeFileAtomic } from "../core/fs.js";
 import { BuildFailedError, CancelledError, ConfigError, FirmwareTooLargeError, errnoCode, isKilnError } from "../core/errors.js";
 import { MANIFEST_NAME, type FirmwareManifest } from "../core/manifest.js";
@@ -22,6 +22,7 @@ import type { BuildPlan, CompileRecipe, SourceGroup } from "../platforms/types.j
 import { selectSources, SKETCH_EXTENSIONS, SOURCE_EXTENSIONS } from "../project/filter.js";
 import { parseDepfile } from "./depfile.js";
 import { findUsedLibraries, listLibraries, SOURCE_EXTS, type Library } from "./libraries.js";
+import { claimHeadStart, drop, DEP_WORD, TMP_WORD, type HeadStart, type StampedUnits } from "./headstart.js";
 import { whichSync } from "./noop.js";
 import { VERSION } from "../version.js";
 import { commandSig, hashText, loadState, saveState, type BuildState, type OutputRecord } from "./state.js";
@@ -74,8 +75,11 @@ export interface EnvBuildResult {
   program: string;
   manifestPath: string;
   compileCommands: CompileCommand[];
-  /** Set when nothing ran and nothing recorded changed (and collectNoop was asked): what this build depended on. */
-  noop?: { files: string[]; dirs: string[]; sizeText: string } | undefined;
+  /**
+   * Set after a successful build that left every output up to date (and collectNoop was asked): what it
+   * depended on, the files it wrote itself, and its compile commands (lib/build/noop.ts, headstart.ts).
+   */
+  noop?: { files: string[]; dirs: string[]; sizeText: string; written: string[]; units: StampedUnits } | undefined;
 }
 
 interface Unit {
@@ -142,7 +146,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   const { plan, reporter, projectDir } = opts;
   const buildDir = plan.buildDir;
   const state = loadState(buildDir);
-  const stateBefore = opts.collectNoop ? JSON.stringify(state) : "";
+  let unitsBuilt: Unit[] = [];
   let noopDirs: (() => string[]) | undefined;
   let noopSources: string[] = [];
   const mt = new Mtimes();
@@ -307,6 +311,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       return { env: plan.env, status, ms: 0, compiled: 0, reused: 0, linked: false, program: plan.link.output, manifestPath, compileCommands };
     }
 
+    unitsBuilt = units;
     // 5. Compile what is out of date, in parallel.
     const dirty = units.filter((u) => !isFresh(state.outputs[u.object], u.sig, u.object, mt));
     counts.reused += units.length - dirty.length;
@@ -386,10 +391,19 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     await finish();
     throw e;
   }
-  const unchanged = opts.collectNoop !== undefined && status === "ok" && counts.compiled === 0 && JSON.stringify(state) === stateBefore;
+  // Every output is up to date (none left unstamped because an input changed while it was made): the stamp may say so.
+  const settled = opts.collectNoop !== undefined && status === "ok" && Object.values(state.outputs).every((r) => r.stamp);
   await finish();
   return {
-    noop: unchanged ? { files: [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop!.path)], dirs: noopDirs?.() ?? [], sizeText } : undefined,
+    noop: settled
+      ? {
+          files: [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop!.path)],
+          dirs: noopDirs?.() ?? [],
+          sizeText,
+          written: [...Object.keys(state.outputs), manifestPath, join(buildDir, "compile_commands.json"), ...(opts.rootCompileDb ? [opts.rootCompileDb] : [])],
+          units: stampedUnits(unitsBuilt, opts),
+        }
+      : undefined,
     env: plan.env,
     status,
     ms: Math.round(performance.now() - started),
@@ -401,6 +415,26 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     manifestPath,
     compileCommands,
   };
+}
+
+/** The units' compile commands, their shared prefixes stored once (lib/build/headstart.ts). */
+function stampedUnits(units: readonly Unit[], opts: RunPlanOptions): StampedUnits {
+  const index = new Map<string, number>();
+  const out: StampedUnits = { prefixes: [], list: [] };
+  for (const u of units) {
+    // A generated source (a sketch's .cpp) is rewritten by the build itself before it compiles: never started early.
+    if (u.source.startsWith(opts.plan.buildDir + sep)) continue;
+    const template = runTemplate(u, opts);
+    const prefix = template.slice(0, template.lastIndexOf("-c"));
+    const key = prefix.join("\0");
+    let i = index.get(key);
+    if (i === undefined) {
+      i = out.prefixes.push(prefix) - 1;
+      index.set(key, i);
+    }
+    out.list.push([u.source, u.object, i]);
+  }
+  return out;
 }
 
 /** Every file a no-op build's verdict rests on: outputs, their inputs, what it writes, its tools. */
@@ -474,6 +508,39 @@ interface CompileContext extends RunPlanOptions {
   counts: { compiled: number; reused: number };
 }
 
+/** The command that compiles `u`, with TMP_WORD/DEP_WORD where the temp object and depfile go. */
+function runTemplate(u: Unit, ctx: Pick<RunPlanOptions, "colorDiagnostics" | "debugPrefixMap">): string[] {
+  const words = [...u.argv.slice(0, -1), TMP_WORD, "-MMD", "-MF", DEP_WORD];
+  if (ctx.colorDiagnostics) words.splice(words.lastIndexOf("-c"), 0, "-fdiagnostics-color=always");
+  if (ctx.debugPrefixMap) words.splice(words.lastIndexOf("-c"), 0, `-fdebug-prefix-map=${ctx.debugPrefixMap.from}=${ctx.debugPrefixMap.to}`);
+  return words;
+}
+
+/**
+ * Wait for a compile the launcher started and take its result as runTool's;
+ * undefined (compile again the usual way) when it could not start. An abort
+ * kills it like any compile.
+ */
+async function adopt(h: HeadStart, source: string, argv: string[], ctx: CompileContext): Promise<RunResult | undefined> {
+  ctx.reporter.command(argv, ctx.projectDir);
+  const p0 = performance.now();
+  const kill = (): void => drop(h);
+  ctx.signal?.addEventListener("abort", kill, { once: true });
+  try {
+    const r = await h.done;
+    if (ctx.signal?.aborted) throw new CancelledError();
+    // The source rewritten after it started (by kiln's own sketch conversion, or an editor): not this build's compile.
+    const changedSince = ((await stat(source).catch(() => undefined))?.mtimeMs ?? Infinity) >= h.startedMs;
+    if (r.failedToStart || changedSince) {
+      drop(h);
+      return undefined;
+    }
+    return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, command: argv.join(" "), durationMs: performance.now() - p0 };
+  } finally {
+    ctx.signal?.removeEventListener("abort", kill);
+  }
+}
+
 async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
   if (dirty.length === 0) return [];
   const { default: pLimit } = await import("p-limit");
@@ -493,17 +560,18 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
           await mkdir(dir, { recursive: true });
           dirsMade.add(dir);
         }
-        const tmp = tempPathFor(u.object);
+        const template = runTemplate(u, ctx);
+        // Already started by the launcher with exactly this command (lib/build/headstart.ts)?
+        const early = claimHeadStart(u.object, template);
+        const tmp = early?.tmp ?? tempPathFor(u.object);
         const dep = `${tmp}.d`;
-        const runArgv = [...u.argv.slice(0, -1), tmp, "-MMD", "-MF", dep];
-        if (ctx.colorDiagnostics) runArgv.splice(runArgv.lastIndexOf("-c"), 0, "-fdiagnostics-color=always");
-        if (ctx.debugPrefixMap) runArgv.splice(runArgv.lastIndexOf("-c"), 0, `-fdebug-prefix-map=${ctx.debugPrefixMap.from}=${ctx.debugPrefixMap.to}`);
+        const runArgv = template.map((w) => (w === TMP_WORD ? tmp : w === DEP_WORD ? dep : w));
         reporter.event({ type: "compile-start", env: plan.env, file: u.label, object: ctx.rel(u.object) });
-        const t0 = Date.now();
+        const t0 = early?.startedMs ?? Date.now();
         const p0 = performance.now();
         let ok = false;
         try {
-          const r = await runTool(runArgv, { reporter, signal: ctx.signal, cwd: ctx.projectDir });
+          const r = (early && (await adopt(early, u.source, runArgv, ctx))) ?? (await runTool(runArgv, { reporter, signal: ctx.signal, cwd: ctx.projectDir }));
           const output = r.stderr + r.stdout;
           if (output.trim()) {
             reporter.toolOutput(output);

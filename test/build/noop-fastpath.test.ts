@@ -7,12 +7,16 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmod, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { chmod, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { kilnBin, repoRoot, runCli, tempDir, writeTree } from "../helpers/cli.js";
 import { parseFastArgs } from "../../lib/fastpath.js";
 import { requireTool } from "../helpers/tools.js";
 import { debianAvrIni } from "../helpers/avr.js";
+
+async function readdirRecursive(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).map(String);
+}
 
 /** Run kiln with the import tracer; returns exit code, stderr, and whether the CLI bundle was loaded. */
 async function traced(args: string[], env: Record<string, string>, dir: string): Promise<{ code: number | null; stderr: string; fullPath: boolean }> {
@@ -138,6 +142,44 @@ describe("the no-op fast path", () => {
     assert.equal(await readFile(generated, "utf8"), good);
   });
 
+  it("a changed source is compiled from the launcher (a head start) and the build adopts that compile instead of running another", async () => {
+    const p = await project();
+    // The wrapper also logs where the object goes: a head start's temp name ends in -early<N>.
+    const outs = join(p.dir, "outs.log");
+    await writeFile(join(p.dir, "cc"), `#!/bin/sh\nprev=\nfor a in "$@"; do case "$a" in *.c) echo "$a" >> "${join(p.dir, "cc.log")}";; esac; [ "$prev" = "-o" ] && echo "$a" >> "${outs}"; prev="$a"; done\nexec gcc "$@"\n`);
+    const args = ["build", "-d", p.dir];
+    await settle(p, args);
+    await rm(outs, { force: true });
+    await utimes(join(p.dir, "src/util.c"), new Date(), new Date());
+    const r = await traced(args, p.env, p.dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /compiled 1, reused 1, linked/);
+    assert.deepEqual((await p.compiles()).map((f) => f.split("/").pop()), ["util.c"], "compiled once: the head start was adopted");
+    const objects = (await readFile(outs, "utf8")).split("\n").filter((l) => l.endsWith(".o") || l.includes(".o.tmp-"));
+    assert.equal(objects.length, 1, objects.join("\n"));
+    assert.match(objects[0]!, /util\.c\.o\.tmp-\d+-early\d+$/);
+    // Nothing left behind, and the result is the normal one: the next build is a no-op again.
+    const leftovers = (await readdirRecursive(join(p.dir, ".kiln"))).filter((f) => f.includes(".tmp-"));
+    assert.deepEqual(leftovers, []);
+    await new Promise((res) => setTimeout(res, 20));
+    const again = await traced(args, p.env, p.dir);
+    assert.equal(again.fullPath, false, "the build after the head start was not answered as a no-op");
+  });
+
+  it("no head start when more sources changed than -j allows, or a header changed", async () => {
+    const p = await project();
+    const args = ["build", "-d", p.dir, "-j", "1"];
+    await settle(p, args);
+    const outs = async (): Promise<string[]> => (await p.compiles()).map((f) => f.split("/").pop()!).sort();
+    for (const f of ["src/util.c", "src/main.c"]) await utimes(join(p.dir, f), new Date(), new Date());
+    assert.equal((await traced(args, p.env, p.dir)).code, 0);
+    assert.deepEqual(await outs(), ["main.c", "util.c"]);
+    await settle(p, args);
+    await utimes(join(p.dir, "include/util.h"), new Date(), new Date());
+    assert.equal((await traced(args, p.env, p.dir)).code, 0);
+    assert.deepEqual(await outs(), ["main.c", "util.c"], "each compiled once");
+  });
+
   it("takes the normal path for another env selection, another environment, or other flags", async () => {
     const p = await project();
     await settle(p, ["build", "-d", p.dir]);
@@ -180,8 +222,9 @@ describe("the no-op fast path", () => {
 
   it("parses only the plain build arguments", () => {
     const cwd = "/p";
-    assert.deepEqual(parseFastArgs(["build"], cwd), { projectDir: "/p", envs: [], quiet: false });
-    assert.deepEqual(parseFastArgs(["build", "-d", "x", "-e", "a", "--environment=b", "-j4", "--jobs", "2", "-q"], cwd), { projectDir: "/p/x", envs: ["a", "b"], quiet: true });
+    assert.deepEqual(parseFastArgs(["build"], cwd), { projectDir: "/p", envs: [], quiet: false, jobs: undefined });
+    assert.deepEqual(parseFastArgs(["build", "-d", "x", "-e", "a", "--environment=b", "-j4", "--jobs", "2", "-q"], cwd), { projectDir: "/p/x", envs: ["a", "b"], quiet: true, jobs: 2 });
+    assert.equal(parseFastArgs(["build", "-j3"], cwd)?.jobs, 3);
     for (const bad of [["upload"], ["build", "-d"], ["build", "-e"], ["build", "-j", "0"], ["build", "--json"], ["build", "-v"], ["build", "sketch"], ["build", "--board", "uno"], ["build", "-k"]]) {
       assert.equal(parseFastArgs(bad, cwd), undefined, bad.join(" "));
     }

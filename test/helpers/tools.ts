@@ -11,3 +11,13 @@ export function requireTool(tool: string, debianPackage: string): string {
     throw new Error(`'${tool}' is not installed; run scripts/test.sh (installs Debian package '${debianPackage}')`);
   }
 }
+
+/** Whether a process with this pid still exists (signal 0 checks without sending anything). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

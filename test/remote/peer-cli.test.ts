@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { kilnBin, repoRoot, runCli, tempDir, writeTree, type CliResult } from "../helpers/cli.js";
 import { spawnKiln, waitUntil, type RunningKiln } from "../helpers/serial-device.js";
 import { startPtyExec } from "../helpers/pty.js";
-import { requireTool } from "../helpers/tools.js";
+import { alive, requireTool } from "../helpers/tools.js";
 import { debianAvrIni } from "../helpers/avr.js";
 
 interface Peer {
@@ -71,15 +71,6 @@ async function slowCc(dir: string, seconds: number): Promise<{ env: Record<strin
       .filter(Boolean)
       .map(Number);
   return { env: { CC: join(dir, "slowcc") }, pids };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function nativeProject(dir: string): Promise<string> {
