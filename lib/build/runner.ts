@@ -400,7 +400,8 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
           files: [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop!.path)],
           dirs: noopDirs?.() ?? [],
           sizeText,
-          written: [...Object.keys(state.outputs), manifestPath, join(buildDir, "compile_commands.json"), ...(opts.rootCompileDb ? [opts.rootCompileDb] : [])],
+          // Kiln's own files: outputs, the manifest, and what writeIfChanged wrote (compile databases, a sketch's .cpp).
+          written: [...Object.keys(state.outputs), ...Object.keys(state.written), manifestPath],
           units: stampedUnits(unitsBuilt, opts),
         }
       : undefined,

@@ -126,6 +126,9 @@ describe("the no-op fast path", () => {
     const edited = await traced(args, p.env, dir);
     assert.equal(edited.code, 0, edited.stderr);
     assert.equal(edited.fullPath, true, "the fast path answered after the .ino changed");
+    // That build regenerated the sketch's .cpp (kiln's own file) and still left a stamp: the next one is answered.
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await traced(args, p.env, dir)).fullPath, false, "no stamp after a build that converted the sketch");
     await settle(p, args);
     await utimes(join(dir, "src/Blink.ino"), new Date(), new Date());
     assert.equal((await traced(args, p.env, dir)).fullPath, true, "the fast path answered after the .ino was touched");
