@@ -22,6 +22,7 @@
  */
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { VERSION } from "../version.js";
 import type { StampedUnits } from "./headstart.js";
@@ -47,6 +48,11 @@ export interface NoopStamp {
   envs: NoopEnvLine[];
   /** The last build's compile commands, for head starts (lib/build/headstart.ts). */
   units?: StampedUnits | undefined;
+  /**
+   * Files whose text, not their time, decides (a sketch: kiln converts it only when its text
+   * changed): [path, contentStamp]. Such a file that was only touched is no change.
+   */
+  contents?: Array<[string, string]> | undefined;
 }
 
 /** `<projectDir>/.kiln/noop.json` */
@@ -103,13 +109,30 @@ export function stampChanges(stamp: NoopStamp, key: string, hash: string): strin
   if (stamp.v !== NOOP_VERSION || stamp.key !== key || stamp.envHash !== hash) return undefined;
   for (const [p, m] of stamp.dirs) if (mtimeOf(p) !== m) return undefined;
   const changed: string[] = [];
+  const byText = new Map(stamp.contents ?? []);
   for (const [p, m] of stamp.files) {
     const now = mtimeOf(p);
     if (now === m) continue;
     if (now < 0 || m < 0) return undefined;
+    const text = byText.get(p);
+    if (text !== undefined && contentStampOf(p) === text) continue;
     changed.push(p);
   }
   return changed;
+}
+
+/** A fingerprint of a file's text (sha256; node:crypto is loaded only when a sketch was touched). */
+export function contentStamp(text: string): string {
+  const { createHash } = createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto");
+  return createHash("sha256").update(text).digest("hex");
+}
+
+function contentStampOf(path: string): string | undefined {
+  try {
+    return contentStamp(readFileSync(path, "utf8"));
+  } catch {
+    return undefined;
+  }
 }
 
 export function readStamp(projectDir: string): NoopStamp | undefined {

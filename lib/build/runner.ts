@@ -23,7 +23,7 @@ import { selectSources, SKETCH_EXTENSIONS, SOURCE_EXTENSIONS } from "../project/
 import { parseDepfile } from "./depfile.js";
 import { findUsedLibraries, listLibraries, SOURCE_EXTS, type Library } from "./libraries.js";
 import { claimHeadStart, drop, DEP_WORD, TMP_WORD, type HeadStart, type StampedUnits } from "./headstart.js";
-import { whichSync } from "./noop.js";
+import { contentStamp, whichSync } from "./noop.js";
 import { VERSION } from "../version.js";
 import { commandSig, hashText, loadState, saveState, type BuildState, type OutputRecord } from "./state.js";
 
@@ -79,7 +79,7 @@ export interface EnvBuildResult {
    * Set after a successful build that left every output up to date (and collectNoop was asked): what it
    * depended on, the files it wrote itself, and its compile commands (lib/build/noop.ts, headstart.ts).
    */
-  noop?: { files: string[]; dirs: string[]; sizeText: string; written: string[]; units: StampedUnits } | undefined;
+  noop?: { files: string[]; dirs: string[]; sizeText: string; written: string[]; units: StampedUnits; contents: Array<[string, string]> } | undefined;
 }
 
 interface Unit {
@@ -147,6 +147,8 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   const buildDir = plan.buildDir;
   const state = loadState(buildDir);
   let unitsBuilt: Unit[] = [];
+  /** The sketch files' text fingerprints: the stamp compares those, not their times (a touched sketch is no change). */
+  const sketchContents: Array<[string, string]> = [];
   let noopDirs: (() => string[]) | undefined;
   let noopSources: string[] = [];
   const mt = new Mtimes();
@@ -203,7 +205,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     }
     // The sources as selected (a sketch's .ino files, not the .cpp made from them): a no-op stamp must see their edits.
     const selectedSources = projectSources;
-    if (plan.project.sketch) projectSources = await convertSketch(projectSources, buildDir, mt, state);
+    if (plan.project.sketch) projectSources = await convertSketch(projectSources, buildDir, mt, state, sketchContents);
     if (projectSources.length === 0) {
       throw new ConfigError("KILN_NO_SOURCES", `no source files in ${plan.project.srcDir} match build_src_filter`, {
         hint: "add a .c/.cpp file (e.g. src/main.cpp) or check build_src_filter",
@@ -403,6 +405,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
           // Kiln's own files: outputs, the manifest, and what writeIfChanged wrote (compile databases, a sketch's .cpp).
           written: [...Object.keys(state.outputs), ...Object.keys(state.written), manifestPath],
           units: stampedUnits(unitsBuilt, opts),
+          contents: sketchContents,
         }
       : undefined,
     env: plan.env,
@@ -762,7 +765,7 @@ function groupFiles(group: SourceGroup): string[] {
 }
 
 /** Convert `.ino`/`.pde` files into one `<buildDir>/sketch/<name>.ino.cpp`, rewritten only when it changes. */
-async function convertSketch(sources: string[], buildDir: string, mt: Mtimes, state: BuildState): Promise<string[]> {
+async function convertSketch(sources: string[], buildDir: string, mt: Mtimes, state: BuildState, contents: Array<[string, string]>): Promise<string[]> {
   const sketchFiles = sources.filter((s) => s.endsWith(".ino") || s.endsWith(".pde"));
   if (sketchFiles.length === 0) return sources;
   // Named like Arduino does: after the sketch folder when it holds `<folder>.ino`, else after the first sketch file.
@@ -771,6 +774,7 @@ async function convertSketch(sources: string[], buildDir: string, mt: Mtimes, st
   const name = basename(main).replace(/\.(ino|pde)$/, "");
   const out = join(buildDir, "sketch", `${name}.ino.cpp`);
   const files = await Promise.all(sketchFiles.map(async (path) => ({ path, text: await readFile(path, "utf8") })));
+  for (const f of files) contents.push([f.path, contentStamp(f.text)]);
   // The generated file depends only on the sketch files' names and text (and kiln's converter): when they
   // and the file we wrote are unchanged, skip the conversion (≈ 10 ms for a large sketch; a `touch` is free).
   const key = `sketch:${VERSION}:${hashText(JSON.stringify(files))}`;
