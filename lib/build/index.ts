@@ -166,6 +166,7 @@ async function stampNoop(opts: BuildOptions, results: EnvBuildResult[], status: 
       all.flatMap((n) => n!.dirs),
       startedAt,
       new Set(all.flatMap((n) => n!.written)),
+      all.flatMap((n) => n!.made),
     );
   } catch (e) {
     if (!errnoCode(e)) throw e;

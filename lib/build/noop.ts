@@ -151,12 +151,21 @@ export function removeStamp(projectDir: string): void {
  * Write the stamp, unless something recorded is not older than `startedAtMs`
  * (then a later run must look for itself). `written` are files this build
  * made itself (objects, archives, images, the manifest): their times are
- * recorded as they are.
+ * recorded as they are; `made` (this build's outputs) must all still exist.
  */
-export function writeStamp(projectDir: string, stamp: Omit<NoopStamp, "v" | "files" | "dirs">, files: Iterable<string>, dirs: Iterable<string>, startedAtMs: number, written: ReadonlySet<string> = new Set()): boolean {
+export function writeStamp(
+  projectDir: string,
+  stamp: Omit<NoopStamp, "v" | "files" | "dirs">,
+  files: Iterable<string>,
+  dirs: Iterable<string>,
+  startedAtMs: number,
+  written: ReadonlySet<string> = new Set(),
+  made: Iterable<string> = [],
+): boolean {
   const f = [...new Set(files)].map((p): [string, number] => [p, mtimeOf(p)]);
   const d = [...new Set(dirs)].map((p): [string, number] => [p, mtimeOf(p)]);
-  if ([...f.filter(([p]) => !written.has(p)), ...d].some(([, m]) => m >= startedAtMs)) {
+  const gone = [...made].some((p) => mtimeOf(p) < 0);
+  if (gone || [...f.filter(([p]) => !written.has(p)), ...d].some(([, m]) => m >= startedAtMs)) {
     removeStamp(projectDir);
     return false;
   }

@@ -79,7 +79,7 @@ export interface EnvBuildResult {
    * Set after a successful build that left every output up to date (and collectNoop was asked): what it
    * depended on, the files it wrote itself, and its compile commands (lib/build/noop.ts, headstart.ts).
    */
-  noop?: { files: string[]; dirs: string[]; sizeText: string; written: string[]; units: StampedUnits; contents: Array<[string, string]> } | undefined;
+  noop?: { files: string[]; dirs: string[]; sizeText: string; written: string[]; made: string[]; units: StampedUnits; contents: Array<[string, string]> } | undefined;
 }
 
 interface Unit {
@@ -147,6 +147,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   const buildDir = plan.buildDir;
   const state = loadState(buildDir);
   let unitsBuilt: Unit[] = [];
+  let archivesBuilt: string[] = [];
   /** The sketch files' text fingerprints: the stamp compares those, not their times (a touched sketch is no change). */
   const sketchContents: Array<[string, string]> = [];
   let noopDirs: (() => string[]) | undefined;
@@ -346,6 +347,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       } else linkObjects.push(...go.objects);
     }
 
+    archivesBuilt = archives;
     // 7. Link.
     const program = plan.link.output;
     linked = await runStep({
@@ -404,6 +406,8 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
           sizeText,
           // Kiln's own files: outputs, the manifest, and what writeIfChanged wrote (compile databases, a sketch's .cpp).
           written: [...Object.keys(state.outputs), ...Object.keys(state.written), manifestPath],
+          // What this build made: deleted while it ran, the next build must not be answered "up to date".
+          made: [...unitsBuilt.map((u) => u.object), ...archivesBuilt, plan.link.output, ...plan.images.map((i) => i.output), manifestPath],
           units: stampedUnits(unitsBuilt, opts),
           contents: sketchContents,
         }

@@ -11,6 +11,7 @@ import { chmod, readdir, readFile, rename, rm, utimes, writeFile } from "node:fs
 import { join } from "node:path";
 import { kilnBin, repoRoot, runCli, tempDir, writeTree } from "../helpers/cli.js";
 import { parseFastArgs } from "../../lib/fastpath.js";
+import { readStamp, writeStamp } from "../../lib/build/noop.js";
 import { requireTool } from "../helpers/tools.js";
 import { debianAvrIni } from "../helpers/avr.js";
 
@@ -232,6 +233,18 @@ describe("the no-op fast path", () => {
       assert.equal(r.code, 0, r.stderr);
     }
     assert.equal(await readFile(join(dir, "proj/.kiln"), "utf8"), "not a folder\n");
+  });
+
+  it("no stamp when an output of the build is gone by the time it is written (deleted while the build ran)", async () => {
+    const dir = await tempDir("kiln-noop-made-");
+    await writeTree(dir, { "src/a.c": "int a;\n", "out/a.o": "object\n" });
+    const before = Date.now() + 1000;
+    const stamp = { key: "k", envHash: "h", envs: [] };
+    const files = [join(dir, "src/a.c"), join(dir, "out/a.o")];
+    assert.equal(writeStamp(dir, stamp, files, [], before, new Set([join(dir, "out/a.o")]), [join(dir, "out/a.o"), join(dir, "out/program")]), false);
+    assert.equal(readStamp(dir), undefined);
+    assert.equal(writeStamp(dir, stamp, files, [], before, new Set([join(dir, "out/a.o")]), [join(dir, "out/a.o")]), true);
+    assert.deepEqual(readStamp(dir)?.files.map(([p, m]) => [p, m > 0]), files.map((p) => [p, true]));
   });
 
   it("parses only the plain build arguments", () => {
