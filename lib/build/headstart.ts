@@ -64,6 +64,8 @@ function fill(template: readonly string[], tmp: string, dep: string): string[] {
  * caller checks the rest). Returns how many were started.
  */
 export function startHeadStarts(units: StampedUnits, changed: readonly string[], cwd: string, maxJobs: number): number {
+  // Killing a head start means killing its process group: POSIX only (Windows builds go the usual way).
+  if (process.platform === "win32") return 0;
   const bySource = new Map<string, number[]>();
   units.list.forEach(([source], i) => bySource.set(source, [...(bySource.get(source) ?? []), i]));
   const picks = changed.flatMap((f) => bySource.get(f) ?? [-1]);
