@@ -68,7 +68,7 @@ export function fastNoop(argv: readonly string[]): number | undefined {
     const changed = stampChanges(stamp, noopKey(args.projectDir, args.envs, kilnStamp()), envHash(env));
     if (changed === undefined) return undefined;
     if (changed.length > 0) {
-      if (stamp.units) startHeadStarts(stamp.units, changed, args.projectDir, args.jobs ?? availableParallelism());
+      if (stamp.units) startHeadStarts(stamp.units, changed, args.projectDir, args.jobs ?? stamp.jobs ?? availableParallelism());
       return undefined;
     }
     const ci = Boolean(env.CI) && env.CI !== "false" && env.CI !== "0";

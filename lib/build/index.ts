@@ -160,6 +160,7 @@ async function stampNoop(opts: BuildOptions, results: EnvBuildResult[], status: 
         // What the next build, a no-op, will print: every unit reused.
         envs: results.map((r) => ({ env: r.env, reused: r.reused + r.compiled, sizeText: r.noop!.sizeText })),
         units: mergeUnits(all.map((n) => n!.units)),
+        jobs: opts.jobs,
         contents: all.flatMap((n) => n!.contents),
       },
       [...inputs, ...all.flatMap((n) => n!.files)],

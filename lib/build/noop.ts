@@ -48,6 +48,8 @@ export interface NoopStamp {
   envs: NoopEnvLine[];
   /** The last build's compile commands, for head starts (lib/build/headstart.ts). */
   units?: StampedUnits | undefined;
+  /** Its parallel compiles (`-j`, or the setting): no more head starts than that. */
+  jobs?: number | undefined;
   /**
    * Files whose text, not their time, decides (a sketch: kiln converts it only when its text
    * changed): [path, contentStamp]. Such a file that was only touched is no change.
