@@ -48,13 +48,19 @@ export interface HeadStart {
 
 const started = new Map<string, HeadStart>();
 
-/** The full command for a unit, with the temp words in place. */
-export function unitTemplate(units: StampedUnits, i: number): string[] {
-  const [source, , prefix] = units.list[i]!;
-  return [...units.prefixes[prefix]!, "-c", source, "-o", TMP_WORD, "-MMD", "-MF", DEP_WORD];
+/** The compile command the runner runs for `source`: its words before `-c`, then the temp object and depfile. */
+export function compileTemplate(prefix: readonly string[], source: string): string[] {
+  return [...prefix, "-c", source, "-o", TMP_WORD, "-MMD", "-MF", DEP_WORD];
 }
 
-function fill(template: readonly string[], tmp: string, dep: string): string[] {
+/** The full command for a stamped unit, with the temp words in place. */
+export function unitTemplate(units: StampedUnits, i: number): string[] {
+  const [source, , prefix] = units.list[i]!;
+  return compileTemplate(units.prefixes[prefix]!, source);
+}
+
+/** A template with the temp object and depfile paths in place. */
+export function fillTemplate(template: readonly string[], tmp: string, dep: string): string[] {
   return template.map((w) => (w === TMP_WORD ? tmp : w === DEP_WORD ? dep : w));
 }
 
@@ -76,7 +82,7 @@ export function startHeadStarts(units: StampedUnits, changed: readonly string[],
     const template = unitTemplate(units, i);
     const tmp = `${object}.tmp-${process.pid}-early${i}`;
     const dep = `${tmp}.d`;
-    const argv = fill(template, tmp, dep);
+    const argv = fillTemplate(template, tmp, dep);
     // Its own process group, as the runner's compiles: an abort kills the whole tree.
     const child = spawn(argv[0]!, argv.slice(1), { cwd, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const out: Buffer[] = [];

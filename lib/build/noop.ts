@@ -97,11 +97,6 @@ function mtimeOf(p: string): number {
   return st ? st.mtimeMs : -1;
 }
 
-/** Does everything the stamp recorded still look the same? */
-export function stampHolds(stamp: NoopStamp, key: string, hash: string): boolean {
-  return stampChanges(stamp, key, hash)?.length === 0;
-}
-
 /**
  * The recorded files that changed since the stamp, or undefined when the
  * stamp does not apply at all (other arguments, environment or kiln build,
@@ -123,10 +118,12 @@ export function stampChanges(stamp: NoopStamp, key: string, hash: string): strin
   return changed;
 }
 
-/** A fingerprint of a file's text (sha256; node:crypto is loaded only when a sketch was touched). */
+let crypto: typeof import("node:crypto") | undefined;
+
+/** A fingerprint of a file's text (sha256; the launcher loads node:crypto only when a sketch was touched). */
 export function contentStamp(text: string): string {
-  const { createHash } = createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto");
-  return createHash("sha256").update(text).digest("hex");
+  crypto ??= createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto");
+  return crypto.createHash("sha256").update(text).digest("hex");
 }
 
 function contentStampOf(path: string): string | undefined {

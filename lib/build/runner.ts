@@ -22,7 +22,7 @@ import type { BuildPlan, CompileRecipe, SourceGroup } from "../platforms/types.j
 import { selectSources, SKETCH_EXTENSIONS, SOURCE_EXTENSIONS } from "../project/filter.js";
 import { parseDepfile } from "./depfile.js";
 import { findUsedLibraries, listLibraries, SOURCE_EXTS, type Library } from "./libraries.js";
-import { claimHeadStart, drop, DEP_WORD, TMP_WORD, type HeadStart, type StampedUnits } from "./headstart.js";
+import { claimHeadStart, compileTemplate, drop, fillTemplate, type HeadStart, type StampedUnits } from "./headstart.js";
 import { contentStamp, whichSync } from "./noop.js";
 import { VERSION } from "../version.js";
 import { commandSig, hashText, loadState, saveState, type BuildState, type OutputRecord } from "./state.js";
@@ -432,8 +432,7 @@ function stampedUnits(units: readonly Unit[], opts: RunPlanOptions): StampedUnit
   for (const u of units) {
     // A generated source (a sketch's .cpp) is rewritten by the build itself before it compiles: never started early.
     if (u.source.startsWith(opts.plan.buildDir + sep)) continue;
-    const template = runTemplate(u, opts);
-    const prefix = template.slice(0, template.lastIndexOf("-c"));
+    const prefix = runPrefix(u, opts);
     const key = prefix.join("\0");
     let i = index.get(key);
     if (i === undefined) {
@@ -516,11 +515,11 @@ interface CompileContext extends RunPlanOptions {
   counts: { compiled: number; reused: number };
 }
 
-/** The command that compiles `u`, with TMP_WORD/DEP_WORD where the temp object and depfile go. */
-function runTemplate(u: Unit, ctx: Pick<RunPlanOptions, "colorDiagnostics" | "debugPrefixMap">): string[] {
-  const words = [...u.argv.slice(0, -1), TMP_WORD, "-MMD", "-MF", DEP_WORD];
-  if (ctx.colorDiagnostics) words.splice(words.lastIndexOf("-c"), 0, "-fdiagnostics-color=always");
-  if (ctx.debugPrefixMap) words.splice(words.lastIndexOf("-c"), 0, `-fdebug-prefix-map=${ctx.debugPrefixMap.from}=${ctx.debugPrefixMap.to}`);
+/** The words of `u`'s command before `-c`, with this run's colour and prefix-map options. */
+function runPrefix(u: Unit, ctx: Pick<RunPlanOptions, "colorDiagnostics" | "debugPrefixMap">): string[] {
+  const words = u.argv.slice(0, u.argv.lastIndexOf("-c"));
+  if (ctx.colorDiagnostics) words.push("-fdiagnostics-color=always");
+  if (ctx.debugPrefixMap) words.push(`-fdebug-prefix-map=${ctx.debugPrefixMap.from}=${ctx.debugPrefixMap.to}`);
   return words;
 }
 
@@ -568,12 +567,12 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
           await mkdir(dir, { recursive: true });
           dirsMade.add(dir);
         }
-        const template = runTemplate(u, ctx);
+        const template = compileTemplate(runPrefix(u, ctx), u.source);
         // Already started by the launcher with exactly this command (lib/build/headstart.ts)?
         const early = claimHeadStart(u.object, template);
         const tmp = early?.tmp ?? tempPathFor(u.object);
         const dep = `${tmp}.d`;
-        const runArgv = template.map((w) => (w === TMP_WORD ? tmp : w === DEP_WORD ? dep : w));
+        const runArgv = fillTemplate(template, tmp, dep);
         reporter.event({ type: "compile-start", env: plan.env, file: u.label, object: ctx.rel(u.object) });
         const t0 = early?.startedMs ?? Date.now();
         const p0 = performance.now();
