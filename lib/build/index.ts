@@ -168,6 +168,7 @@ async function stampNoop(opts: BuildOptions, results: EnvBuildResult[], status: 
       startedAt,
       new Set(all.flatMap((n) => n!.written)),
       all.flatMap((n) => n!.made),
+      new Map(all.flatMap((n) => [...n!.known])),
     );
   } catch (e) {
     if (!errnoCode(e)) throw e;

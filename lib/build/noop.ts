@@ -151,6 +151,8 @@ export function removeStamp(projectDir: string): void {
  * (then a later run must look for itself). `written` are files this build
  * made itself (objects, archives, images, the manifest): their times are
  * recorded as they are; `made` (this build's outputs) must all still exist.
+ * `known` holds times already looked at during the build (after the file's
+ * last use): they are recorded instead of looking again.
  */
 export function writeStamp(
   projectDir: string,
@@ -160,9 +162,11 @@ export function writeStamp(
   startedAtMs: number,
   written: ReadonlySet<string> = new Set(),
   made: Iterable<string> = [],
+  known: ReadonlyMap<string, number> = new Map(),
 ): boolean {
-  const f = [...new Set(files)].map((p): [string, number] => [p, mtimeOf(p)]);
-  const d = [...new Set(dirs)].map((p): [string, number] => [p, mtimeOf(p)]);
+  const at = (p: string): [string, number] => [p, known.get(p) ?? mtimeOf(p)];
+  const f = [...new Set(files)].map(at);
+  const d = [...new Set(dirs)].map(at);
   const gone = [...made].some((p) => mtimeOf(p) < 0);
   if (gone || [...f.filter(([p]) => !written.has(p)), ...d].some(([, m]) => m >= startedAtMs)) {
     removeStamp(projectDir);

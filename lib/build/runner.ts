@@ -9,13 +9,13 @@
  * renamed; the state is saved atomically, even when the build fails or is
  * cancelled, so nothing half-made is ever trusted.
  */
-import { mkdirSync, readdirSync, statSync } from "node:fs";
-import { copyFile, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { basename, dirname, join, relative, sep } from "node:path";
 import type { Reporter, SizeInfo, StepHandle } from "../core/report.js";
 import { runTool, type RunResult } from "../core/exec.js";
-import { tempPathFor, writeFileAtomic } from "../core/fs.js";
+import { tempPathFor, writeFileAtomic, writeFileAtomicSync } from "../core/fs.js";
 import { BuildFailedError, CancelledError, ConfigError, FirmwareTooLargeError, errnoCode, isKilnError } from "../core/errors.js";
 import { MANIFEST_NAME, type FirmwareManifest } from "../core/manifest.js";
 import type { BuildPlan, CompileRecipe, SourceGroup } from "../platforms/types.js";
@@ -79,7 +79,26 @@ export interface EnvBuildResult {
    * Set after a successful build that left every output up to date (and collectNoop was asked): what it
    * depended on, the files it wrote itself, and its compile commands (lib/build/noop.ts, headstart.ts).
    */
-  noop?: { files: string[]; dirs: string[]; sizeText: string; written: string[]; made: string[]; units: StampedUnits; contents: Array<[string, string]> } | undefined;
+  noop?:
+    | {
+        files: string[];
+        dirs: string[];
+        /** mtimes of some of those, taken while the linker ran (files the link cannot change). */
+        known: Map<string, number>;
+        sizeText: string;
+        written: string[];
+        made: string[];
+        units: StampedUnits;
+        contents: Array<[string, string]>;
+      }
+    | undefined;
+}
+
+interface EarlyNoop {
+  files: string[];
+  dirs: string[];
+  known: Map<string, number>;
+  units: StampedUnits;
 }
 
 interface Unit {
@@ -152,6 +171,8 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   const sketchContents: Array<[string, string]> = [];
   let noopDirs: (() => string[]) | undefined;
   let noopSources: string[] = [];
+  /** What the no-op stamp needs, gathered while the linker ran. */
+  let early: EarlyNoop | undefined;
   const mt = new Mtimes();
   const counts = { compiled: 0, reused: 0 };
   const rel = (p: string): string => {
@@ -350,7 +371,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     archivesBuilt = archives;
     // 7. Link.
     const program = plan.link.output;
-    linked = await runStep({
+    const linking = runStep({
       output: program,
       argvFor: (tmp) => plan.link.argv(linkObjects, archives, tmp),
       deps: [...linkObjects, ...archives],
@@ -359,6 +380,13 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       state,
       mt,
     });
+    if (opts.collectNoop) {
+      // While the linker runs kiln only waits: look now at what the no-op stamp records that the link cannot change.
+      linking.catch(() => undefined);
+      await new Promise((resolve) => setImmediate(resolve));
+      early = lookBeforeLink(plan, state, manifestPath, opts, [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop.path)], noopDirs?.() ?? [], unitsBuilt);
+    }
+    linked = await linking;
 
     // 8. Images and size run side by side: each reads only the program. Size comes from the cache when the program did not change.
     const sizeRecipe = plan.size;
@@ -401,14 +429,15 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   return {
     noop: settled
       ? {
-          files: [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop!.path)],
-          dirs: noopDirs?.() ?? [],
+          files: early ? [...early.files, plan.link.output, ...plan.images.map((i) => i.output)] : [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop!.path)],
+          dirs: early?.dirs ?? noopDirs?.() ?? [],
+          known: early?.known ?? new Map(),
           sizeText,
           // Kiln's own files: outputs, the manifest, and what writeIfChanged wrote (compile databases, a sketch's .cpp).
           written: [...Object.keys(state.outputs), ...Object.keys(state.written), manifestPath],
           // What this build made: deleted while it ran, the next build must not be answered "up to date".
           made: [...unitsBuilt.map((u) => u.object), ...archivesBuilt, plan.link.output, ...plan.images.map((i) => i.output), manifestPath],
-          units: stampedUnits(unitsBuilt, opts),
+          units: early?.units ?? stampedUnits(unitsBuilt, opts),
           contents: sketchContents,
         }
       : undefined,
@@ -442,6 +471,20 @@ function stampedUnits(units: readonly Unit[], opts: RunPlanOptions): StampedUnit
     out.list.push([u.source, u.object, i]);
   }
   return out;
+}
+
+/**
+ * The stamp's lists, and the mtimes of every file and folder in them that
+ * the steps after compiling do not write (the program, images, manifest and
+ * compile databases are looked at when the stamp is written). Taken while the
+ * linker runs; a file changed after this look is simply seen as changed by
+ * the next build.
+ */
+function lookBeforeLink(plan: BuildPlan, state: BuildState, manifestPath: string, opts: RunPlanOptions, files: string[], dirs: string[], units: Unit[]): EarlyNoop {
+  const later = new Set([plan.link.output, ...plan.images.map((i) => i.output), manifestPath, join(plan.buildDir, "compile_commands.json"), opts.rootCompileDb]);
+  const known = new Map<string, number>();
+  for (const p of [...files, ...dirs]) if (!later.has(p) && !known.has(p)) known.set(p, statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? -1);
+  return { files, dirs, known, units: stampedUnits(units, opts) };
 }
 
 /** Every file a no-op build's verdict rests on: outputs, their inputs, what it writes, its tools. */
@@ -537,7 +580,7 @@ async function adopt(h: HeadStart, source: string, argv: string[], ctx: CompileC
     const r = await h.done;
     if (ctx.signal?.aborted) throw new CancelledError();
     // The source rewritten after it started (by kiln's own sketch conversion, or an editor): not this build's compile.
-    const changedSince = ((await stat(source).catch(() => undefined))?.mtimeMs ?? Infinity) >= h.startedMs;
+    const changedSince = (statSync(source, { throwIfNoEntry: false })?.mtimeMs ?? Infinity) >= h.startedMs;
     if (r.failedToStart || changedSince) {
       drop(h);
       return undefined;
@@ -596,8 +639,9 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
           }
           ok = r.exitCode === 0;
           if (ok) {
-            const deps = uniq([u.source, ...parseDepfile(await readFile(dep, "utf8")).map((d) => (d.startsWith("/") || /^[A-Za-z]:/.test(d) ? d : join(ctx.projectDir, d)))]);
-            await rename(tmp, u.object);
+            // Synchronous from here: a finished compile's few small file operations cost less than as many trips through the thread pool.
+            const deps = uniq([u.source, ...parseDepfile(readFileSync(dep, "utf8")).map((d) => (d.startsWith("/") || /^[A-Za-z]:/.test(d) ? d : join(ctx.projectDir, d)))]);
+            renameSync(tmp, u.object);
             ctx.mt.forget(u.object);
             record(ctx.state, u.object, u.sig, deps, ctx.mt, t0);
             ctx.counts.compiled++;
@@ -607,8 +651,8 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
           if (isKilnError(e) && !(e instanceof CancelledError)) reporter.error(e);
           ok = false;
         } finally {
-          await rm(tmp, { force: true });
-          await rm(dep, { force: true });
+          rmSync(tmp, { force: true });
+          rmSync(dep, { force: true });
         }
         done++;
         reporter.event({ type: "compile-end", env: plan.env, file: u.label, object: ctx.rel(u.object), ms: Math.round(performance.now() - p0), status: ok ? "ok" : "failed" });
@@ -649,7 +693,7 @@ async function runStep(s: {
   const sigArgv = s.argvFor(s.output);
   if (isFresh(s.state.outputs[s.output], sigArgv, s.output, s.mt)) return false;
   const { reporter, plan, signal } = s.opts;
-  await mkdir(dirname(s.output), { recursive: true });
+  mkdirSync(dirname(s.output), { recursive: true });
   const tmp = tempPathFor(s.output);
   const t0 = Date.now();
   const p0 = performance.now();
@@ -663,9 +707,9 @@ async function runStep(s: {
       });
     }
     if (output && s.kind === "link") reporter.toolOutput(output);
-    await rename(tmp, s.output);
+    renameSync(tmp, s.output);
   } finally {
-    await rm(tmp, { force: true });
+    rmSync(tmp, { force: true });
   }
   s.mt.forget(s.output);
   record(s.state, s.output, sigArgv, s.deps, s.mt, t0);
@@ -812,7 +856,7 @@ async function writeIfChanged(file: string, key: string, make: () => string, sta
     }
   };
   if (state.written[file] === `${key}@${mtimeOf()}`) return;
-  await writeFileAtomic(file, make());
+  writeFileAtomicSync(file, make());
   state.written[file] = `${key}@${mtimeOf()}`;
 }
 
@@ -820,13 +864,11 @@ async function writeManifest(plan: BuildPlan, manifestPath: string, size: EnvBui
   const imagePaths = plan.manifestImages.map((i) => join(plan.buildDir, i.path));
   const stamp = hashText(`${mt.stamp(imagePaths)}|${JSON.stringify(plan.upload ?? {})}|${JSON.stringify(size ?? {})}|${plan.toolchain.identity}`);
   if (state.written[manifestPath] === stamp && mt.get(manifestPath) >= 0) return;
-  const images = await Promise.all(
-    plan.manifestImages.map(async (i, n) => {
-      const p = imagePaths[n]!;
-      const data = await readFile(p);
-      return { path: i.path, sha256: createHash("sha256").update(data).digest("hex"), sizeBytes: data.length, format: i.format, role: i.role, offset: i.offset };
-    }),
-  );
+  // Synchronous: the build's last steps, with nothing else to run meanwhile (each pool round trip costs more than these reads).
+  const images = plan.manifestImages.map((i, n) => {
+    const data = readFileSync(imagePaths[n]!);
+    return { path: i.path, sha256: createHash("sha256").update(data).digest("hex"), sizeBytes: data.length, format: i.format, role: i.role, offset: i.offset };
+  });
   const b = plan.board;
   const manifest: FirmwareManifest = {
     schema: 1,
@@ -840,6 +882,6 @@ async function writeManifest(plan: BuildPlan, manifestPath: string, size: EnvBui
     toolchain: plan.toolchain.identity,
     builtAt: new Date().toISOString(),
   };
-  await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+  writeFileAtomicSync(manifestPath, JSON.stringify(manifest, null, 2));
   state.written[manifestPath] = stamp;
 }

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { writeFileAtomic } from "../core/fs.js";
+import { writeFileAtomicSync } from "../core/fs.js";
 import { errnoCode } from "../core/errors.js";
 
 const STATE_VERSION = 1;
@@ -53,7 +53,7 @@ export function loadState(buildDir: string): BuildState {
 }
 
 export async function saveState(buildDir: string, state: BuildState): Promise<void> {
-  await writeFileAtomic(statePath(buildDir), JSON.stringify(state));
+  writeFileAtomicSync(statePath(buildDir), JSON.stringify(state));
 }
 
 export function hashText(text: string): string {

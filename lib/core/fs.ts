@@ -3,6 +3,7 @@
  * trusted. Writes go to a unique temp name beside the target, then rename.
  */
 import { randomBytes } from "node:crypto";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { errnoCode } from "./errors.js";
@@ -21,6 +22,23 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
     await rename(tmp, file);
   } catch (e) {
     await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * writeFileAtomic without the thread pool: for the small files a build
+ * writes at its very end (manifest, state), where nothing else runs and five
+ * round trips through the pool would be most of the time.
+ */
+export function writeFileAtomicSync(file: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = tempPathFor(file);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
     throw e;
   }
 }

@@ -177,6 +177,30 @@ describe("the no-op fast path", () => {
     assert.equal(again.fullPath, false, "the build after the head start was not answered as a no-op");
   });
 
+  it("a source edited while the program links is compiled by the next build (the stamp's look during the link does not hide the edit)", async () => {
+    const p = await project();
+    const marker = join(p.dir, "edit-during-link");
+    await writeTree(p.dir, {
+      // g++, except that a link (no -c) with the marker present edits util.c first, while kiln waits for the link.
+      cxx: `#!/bin/sh\ncase " $* " in *" -c "*) ;; *) if [ -f "${marker}" ]; then rm -f "${marker}"; sleep 0.2; echo "/* edited */" >> "${join(p.dir, "src/util.c")}"; fi;; esac\nexec g++ "$@"\n`,
+    });
+    await chmod(join(p.dir, "cxx"), 0o755);
+    const q = { ...p, env: { ...p.env, CXX: join(p.dir, "cxx") } };
+    const args = ["build", "-d", p.dir];
+    await settle(q, args);
+    await writeFile(marker, "");
+    await utimes(join(p.dir, "src/main.c"), new Date(), new Date());
+    const r = await traced(args, q.env, p.dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /compiled 1, reused 1, linked/);
+    assert.match(await readFile(join(p.dir, "src/util.c"), "utf8"), /edited/, "the link did not edit util.c");
+    assert.deepEqual((await p.compiles()).map((f) => f.split("/").pop()), ["main.c"]);
+    const next = await traced(args, q.env, p.dir);
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(next.stderr, /compiled 1, reused 1, linked/, "the edit made during the link was not seen");
+    assert.deepEqual((await p.compiles()).map((f) => f.split("/").pop()), ["util.c"]);
+  });
+
   it("no head start when more sources changed than -j allows (given, or the last build's), or a header changed", async () => {
     const p = await project();
     const args = ["build", "-d", p.dir, "-j", "1"];
@@ -248,6 +272,22 @@ describe("the no-op fast path", () => {
     assert.equal(readStamp(dir), undefined);
     assert.equal(writeStamp(dir, stamp, files, [], before, new Set([join(dir, "out/a.o")]), [join(dir, "out/a.o")]), true);
     assert.deepEqual(readStamp(dir)?.files.map(([p, m]) => [p, m > 0]), files.map((p) => [p, true]));
+  });
+
+  it("records a time looked at during the build as it was then, and refuses one that is not older than the build", async () => {
+    const dir = await tempDir("kiln-noop-known-");
+    await writeTree(dir, { "src/a.c": "int a;\n", "src/b.c": "int b;\n" });
+    const stamp = { key: "k", envHash: "h", envs: [] };
+    const files = [join(dir, "src/a.c"), join(dir, "src/b.c")];
+    const start = Date.now() + 60_000;
+    // a.c was looked at earlier (it has changed since: the next build must see a difference); b.c is looked at now.
+    assert.equal(writeStamp(dir, stamp, files, [], start, new Set(), [], new Map([[files[0]!, 1234]])), true);
+    const recorded = new Map(readStamp(dir)?.files);
+    assert.equal(recorded.get(files[0]!), 1234);
+    assert.ok(recorded.get(files[1]!)! > 1234);
+    // A time at or after the build's start, looked at earlier or not, means "changed while kiln looked": no stamp.
+    assert.equal(writeStamp(dir, stamp, files, [], start, new Set(), [], new Map([[files[0]!, start]])), false);
+    assert.equal(readStamp(dir), undefined);
   });
 
   it("parses only the plain build arguments", () => {
