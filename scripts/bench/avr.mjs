@@ -4,7 +4,8 @@
  * kiln, arduino-builder, Arduino-Makefile (make -j2), a ninja file of kiln's
  * own compiler commands (the lower bound) and `node -e 0` (the Node floor),
  * on Blink, a multi-library sketch and ArduinoISP; cold, no-op and
- * incremental (touch the sketch, and a real edit). Uses hyperfine -N.
+ * incremental (touch the sketch, and a real edit). Uses hyperfine -N, the
+ * tools' runs interleaved round by round, the floor in the same rounds.
  *
  *   node scripts/bench/avr.mjs [--runs 15] [--warmup 3] [--out results.json] [--md table.md]
  *
@@ -17,6 +18,7 @@ import { loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { hyperfine as runInterleaved, median } from "./lib.mjs";
 
 const exec = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -131,16 +133,15 @@ function tools(w) {
   return list.filter((t) => !t.skip);
 }
 
+/** The entries' runs interleaved round by round (scripts/bench/lib.mjs), summarised per tool. */
 async function hyperfine(label, entries) {
-  const out = join(tmpdir(), `kiln-bench-${process.pid}-${label.replace(/\W+/g, "_")}.json`);
-  const args = ["-N", "--warmup", String(WARMUP), "--runs", String(RUNS), "--export-json", out, "--style", "none"];
-  // One --prepare per command (or none at all).
-  if (entries.some((e) => e.prepare)) for (const e of entries) args.push("--prepare", e.prepare ?? "true");
-  for (const e of entries) args.push("-n", e.name, e.cmd);
-  await exec("hyperfine", args, { maxBuffer: 64 << 20 });
-  const data = JSON.parse(await readFile(out, "utf8"));
-  await rm(out, { force: true });
-  return data.results.map((r) => ({ name: r.command, median: r.median * 1000, min: r.min * 1000, max: r.max * 1000, mean: r.mean * 1000, sd: r.stddev * 1000, cpu: (r.user + r.system) * 1000, runs: r.times.length }));
+  const rows = runInterleaved(label, entries, { runs: RUNS, warmup: WARMUP });
+  return rows.map((r) => {
+    const t = [...r.times].sort((a, b) => a - b);
+    const mean = t.reduce((a, b) => a + b, 0) / t.length;
+    const sd = Math.sqrt(t.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, t.length - 1));
+    return { name: r.name, median: median(r), min: t[0], max: t.at(-1), mean, sd, cpu: r.cpu, runs: t.length };
+  });
 }
 
 async function main() {
@@ -152,8 +153,6 @@ async function main() {
   ];
   const rows = [];
   const loadBefore = loadavg()[0];
-  const floor = await hyperfine("floor", [{ name: "node -e 0", cmd: `${process.execPath} -e 0` }]);
-  rows.push({ workload: "–", scenario: "floor", ...floor[0] });
   for (const w of workloads) {
     await writeNinja(w);
     const ts = tools(w);
@@ -163,6 +162,8 @@ async function main() {
       const entries = ts
         .filter((t) => scenario === "cold" || !t.coldOnly)
         .map((t) => ({ name: t.id, cmd: t.cmd, prepare: scenario === "cold" ? sh(t.clean) : prepares[scenario] }));
+      // The Node floor, in the same rounds as the builds it is compared with.
+      if (scenario !== "cold") entries.push({ name: "node -e 0", cmd: `${process.execPath} -e 0` });
       process.stderr.write(`${w.name} ${scenario}…\n`);
       for (const r of await hyperfine(`${w.name}-${scenario}`, entries)) rows.push({ workload: w.name, scenario, ...r });
     }
@@ -174,15 +175,16 @@ async function main() {
     `|---|---|---|---:|---:|---:|---:|---:|`,
     ...rows.map((r) => `| ${r.workload} | ${r.scenario} | ${r.name} | ${fmt(r.median)} | ${fmt(r.min)}–${fmt(r.max)} | ${fmt(r.mean)} ± ${fmt(r.sd)} | ${fmt(r.cpu)} | ${r.runs} |`),
   ].join("\n");
-  const nodeFloor = floor[0].median;
   const checks = [];
   for (const w of workloads) {
     const get = (s, n) => rows.find((r) => r.workload === w.name && r.scenario === s && r.name === n)?.median;
+    const nodeFloor = get("noop", "node -e 0");
+    const editFloor = get("edit", "node -e 0");
     const k = (s) => get(s, "kiln");
     const peers = (s) => ["arduino-builder", "Arduino-Makefile"].map((n) => get(s, n)).filter((x) => x !== undefined);
-    checks.push(`- ${w.name}: cold ${fmt(k("cold"))} ms = ${(k("cold") / get("cold", "ninja")).toFixed(2)}× ninja (target ≤ 1.2×); no-op ${fmt(k("noop"))} ms = ${(k("noop") / nodeFloor).toFixed(2)}× node -e 0 (target ≤ 1.5×); incremental (touch) ${fmt(k("incr"))} ms and (edit) ${fmt(k("edit"))} ms vs ninja + Node floor ${fmt(get("edit", "ninja") + nodeFloor)} ms; faster than both peers: cold ${peers("cold").every((p) => k("cold") < p)}, no-op ${peers("noop").every((p) => k("noop") < p)}, touch ${peers("incr").every((p) => k("incr") < p)}, edit ${peers("edit").every((p) => k("edit") < p)}`);
+    checks.push(`- ${w.name}: cold ${fmt(k("cold"))} ms = ${(k("cold") / get("cold", "ninja")).toFixed(2)}× ninja (target ≤ 1.2×); no-op ${fmt(k("noop"))} ms = ${(k("noop") / nodeFloor).toFixed(2)}× node -e 0 (target ≤ 1.5×); incremental (touch) ${fmt(k("incr"))} ms and (edit) ${fmt(k("edit"))} ms vs ninja + Node floor ${fmt(get("edit", "ninja") + editFloor)} ms; faster than both peers: cold ${peers("cold").every((p) => k("cold") < p)}, no-op ${peers("noop").every((p) => k("noop") < p)}, touch ${peers("incr").every((p) => k("incr") < p)}, edit ${peers("edit").every((p) => k("edit") < p)}`);
   }
-  const text = `${md}\n\nLoad average (1 min) before ${loadBefore.toFixed(2)}, after ${loadAfter.toFixed(2)}; ${RUNS} runs, ${WARMUP} warm-ups, hyperfine -N.\n\n${checks.join("\n")}\n`;
+  const text = `${md}\n\nLoad average (1 min) before ${loadBefore.toFixed(2)}, after ${loadAfter.toFixed(2)}; ${RUNS} runs, ${WARMUP} warm-ups, hyperfine -N, interleaved.\n\n${checks.join("\n")}\n`;
   process.stdout.write(text);
   if (argv.includes("--out")) await writeFile(opt("--out"), JSON.stringify({ rows, loadBefore, loadAfter }, null, 2));
   if (argv.includes("--md")) await writeFile(opt("--md"), text);

@@ -16,31 +16,53 @@ export function requireTools(tools) {
 }
 
 /**
- * One hyperfine invocation for all tools of a scenario (-N: no shell, so
+ * The tools of a scenario measured with hyperfine (-N: no shell, so
  * millisecond tools are measured fairly). Returns one row per tool with the
  * raw times in ms.
+ *
+ * Interleaved (the default): round after round, each tool runs once per
+ * round, so a machine that slows down or speeds up during the scenario
+ * (disk write-back after a cold build, another tenant) weighs on every tool
+ * alike. One hyperfine call per tool and round; `interleave: false` gives
+ * hyperfine's own order (all runs of one tool, then the next).
  */
-export function hyperfine(scenario, tools, { runs, warmup = 1, env }) {
+export function hyperfine(scenario, tools, { runs, warmup = 1, env, interleave = true }) {
+  const load = loadavg()[0];
+  const rows = tools.map((t) => ({ scenario, name: t.name, times: [], cpuSum: 0, load }));
+  const add = (i, r) => {
+    rows[i].times.push(...r.times);
+    rows[i].cpuSum += r.cpu * r.times.length;
+  };
+  if (!interleave) hyperfineOnce(tools, { runs, warmup, env }).forEach((r, i) => add(i, r));
+  else {
+    for (let round = -warmup; round < runs; round++) {
+      tools.forEach((t, i) => {
+        const [r] = hyperfineOnce([t], { runs: 1, warmup: 0, env });
+        if (round >= 0) add(i, r);
+      });
+    }
+  }
+  return rows.map(({ cpuSum, ...r }) => ({ ...r, cpu: cpuSum / r.times.length }));
+}
+
+/** One hyperfine invocation: per tool, its times (ms) and mean CPU (ms). */
+function hyperfineOnce(tools, { runs, warmup, env }) {
   const dir = mkdtempSync(join(tmpdir(), "kiln-hf-"));
   const out = join(dir, "r.json");
-  const args = ["-N", "--style", "basic", "--warmup", String(warmup), "--runs", String(runs), "--export-json", out];
+  const args = ["-N", "--style", "none", "--warmup", String(warmup), "--runs", String(runs), "--export-json", out];
   for (const t of tools) {
     args.push("--command-name", t.name);
     if (t.prepare) args.push("--prepare", t.prepare);
     else if (tools.some((x) => x.prepare)) args.push("--prepare", "true");
     args.push(t.cmd);
   }
-  const load = loadavg()[0];
-  execFileSync("hyperfine", args, { env, stdio: ["ignore", "ignore", "inherit"] });
-  const data = JSON.parse(readFileSync(out, "utf8"));
-  rmSync(dir, { recursive: true, force: true });
-  return data.results.map((r, i) => ({
-    scenario,
-    name: tools[i].name,
-    times: r.times.map((s) => s * 1000),
-    cpu: ((r.user ?? 0) + (r.system ?? 0)) * 1000,
-    load,
-  }));
+  try {
+    execFileSync("hyperfine", args, { env, stdio: ["ignore", "ignore", "inherit"] });
+    const data = JSON.parse(readFileSync(out, "utf8"));
+    return data.results.map((r) => ({ times: r.times.map((s) => s * 1000), cpu: ((r.user ?? 0) + (r.system ?? 0)) * 1000 }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export function median(row) {
@@ -50,7 +72,7 @@ export function median(row) {
   return t.length % 2 ? t[m] : (t[m - 1] + t[m]) / 2;
 }
 
-/** Print a Markdown table of medians, min–max, CPU, then the requested ratios. */
+/** Print a Markdown table of medians, min–max, CPU, then the requested ratios (`floor`: ms, or per scenario). */
 export function printTable(title, rows, { ratios = [], floor } = {}) {
   const fmt = (n) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
   console.log(`\n### ${title}\n`);
@@ -66,7 +88,8 @@ export function printTable(title, rows, { ratios = [], floor } = {}) {
       const ma = median(rows.find((r) => r.scenario === scenario && r.name === a));
       const mb = median(rows.find((r) => r.scenario === scenario && r.name === b));
       console.log(`| ${scenario}: ${a} / ${b} | ${(ma / mb).toFixed(2)}× |`);
-      if (extra === "floor" && floor) console.log(`| ${scenario}: ${a} / (${b} + node floor) | ${(ma / (mb + floor)).toFixed(2)}× |`);
+      const f = typeof floor === "function" ? floor(scenario) : floor;
+      if (extra === "floor" && f) console.log(`| ${scenario}: ${a} / (${b} + node floor) | ${(ma / (mb + f)).toFixed(2)}× |`);
     }
   }
 }
