@@ -369,8 +369,12 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     }
 
     archivesBuilt = archives;
-    // 7. Link.
+    // 7. Link. First, forget outputs this plan no longer makes (a deleted source's object; another folder's, in a
+    // copied project): the state, and the no-op stamp made from it, describe this build only.
     const program = plan.link.output;
+    const current = new Set([...compileCommands.map((c) => c.output), program, ...plan.images.map((i) => i.output), ...libOutputs.map((l) => l.archive)]);
+    for (const go of groupOutputs) if (go.archive) current.add(go.archive).add(`shared:${go.archive}`);
+    for (const key of Object.keys(state.outputs)) if (!current.has(key)) delete state.outputs[key];
     const linking = runStep({
       output: program,
       argvFor: (tmp) => plan.link.argv(linkObjects, archives, tmp),

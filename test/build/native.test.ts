@@ -6,7 +6,7 @@
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmod, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { chmod, cp, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { kilnBin, runCli, tempDir, writeTree, type CliResult } from "../helpers/cli.js";
@@ -174,6 +174,25 @@ describe("native build pipeline", () => {
     assert.ok(link, "no link command was run");
     assert.ok(!link.includes("other.cpp.o"), `link still uses other.cpp.o: ${link}`);
     assert.ok(link.includes("main.cpp.o"));
+  });
+
+  it("the state and the no-op stamp describe this build only: a deleted source's object and a copied project's old paths are forgotten", async () => {
+    const p = await project();
+    const outputs = async (dir: string): Promise<string[]> => Object.keys((JSON.parse(await readFile(join(dir, ".kiln/build/native/state.json"), "utf8")) as { outputs: object }).outputs);
+    assert.equal((await p.build()).code, 0);
+    assert.ok((await outputs(p.dir)).some((o) => o.endsWith("other.cpp.o")));
+    await rm(join(p.dir, "src/other.cpp"));
+    assert.equal((await p.build()).code, 0);
+    assert.deepEqual((await outputs(p.dir)).filter((o) => o.endsWith("other.cpp.o")), []);
+    // A copy of the folder builds under its own paths; then nothing it records lies in the original project (the tools may).
+    const copy = `${p.dir}-copy`;
+    await cp(p.dir, copy, { recursive: true });
+    const r = await runCli(["build", "-d", copy], { env: p.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((await outputs(copy)).filter((o) => !o.startsWith(`${copy}/`) && !o.startsWith(`shared:${copy}/`)), []);
+    const stamp = JSON.parse(await readFile(join(copy, ".kiln/noop.json"), "utf8")) as { files: Array<[string, number]> };
+    const original = ["src", "include", "lib", ".kiln"].map((d) => `${join(p.dir, d)}/`);
+    assert.deepEqual(stamp.files.map(([f]) => f).filter((f) => original.some((o) => f.startsWith(o))), []);
   });
 
   it("-j2 runs two compiles at once", async () => {
