@@ -1,11 +1,17 @@
 #!/usr/bin/env node
-// kiln's launcher. dist/bundle/ is tsc's output bundled by scripts/bundle.mjs (fewer files to load at start-up).
-// An exact repeat of the last no-op build is answered before the CLI is loaded (lib/fastpath.ts);
-// other commands do not even load that check.
+// kiln's launcher (CommonJS: see bin/package.json). An exact repeat of the last no-op build, or the
+// head start of a few changed files, is handled by dist/bundle/fastpath.cjs (lib/fastpath.ts), loaded
+// with require() so that such a build never starts Node's ESM loader; everything else imports the
+// CLI, dist/bundle/cli.js (tsc's output bundled by scripts/bundle.mjs). Other commands do not even
+// load the fast path.
+"use strict";
 const argv = process.argv.slice(2);
-const fast = argv[0] === "build" ? (await import("../dist/bundle/fastpath.js")).fastNoop(argv) : undefined;
+const fast = argv[0] === "build" ? require("../dist/bundle/fastpath.cjs").fastNoop(argv) : undefined;
 if (fast !== undefined) process.exitCode = fast;
 else {
-  const { run } = await import("../dist/bundle/cli.js");
-  process.exitCode = await run(argv);
+  import("../dist/bundle/cli.js")
+    .then(({ run }) => run(argv))
+    .then((code) => {
+      process.exitCode = code;
+    });
 }

@@ -20,6 +20,8 @@ test("npm pack produces a package that installs in an empty dir and builds a pro
   const [info] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const paths = info!.files.map((f) => f.path);
   assert.ok(paths.includes("bin/kiln.js") && paths.includes("dist/bundle/cli.js"), "the tarball lacks bin/ or the bundle");
+  // The launcher is CommonJS by bin/package.json, and require()s the fast path's own bundle.
+  assert.ok(paths.includes("bin/package.json") && paths.includes("dist/bundle/fastpath.cjs"), "the tarball lacks bin/package.json or the fast path");
   assert.ok(!paths.some((p) => p.startsWith("test/") || p.startsWith("lib/") || p.startsWith("build-test/")), "the tarball ships sources or tests");
 
   const empty = await tempDir("kiln-npx-");

@@ -46,7 +46,11 @@ export interface HeadStart {
   child: ChildProcess;
 }
 
-const started = new Map<string, HeadStart>();
+/**
+ * Started and not yet claimed. Kept on globalThis: the launcher's bundle (dist/bundle/fastpath.cjs)
+ * and the CLI's each carry a copy of this module, and the CLI's runner claims what the launcher started.
+ */
+const started = ((globalThis as Record<symbol, unknown>)[Symbol.for("kiln.headStarts")] ??= new Map<string, HeadStart>()) as Map<string, HeadStart>;
 
 /** The compile command the runner runs for `source`: its words before `-c`, then the temp object and depfile. */
 export function compileTemplate(prefix: readonly string[], source: string): string[] {

@@ -62,9 +62,12 @@ export function noopPath(projectDir: string): string {
   return join(projectDir, ".kiln", "noop.json");
 }
 
-/** kiln's own build: its version and the time this code file was made (a rebuilt kiln is a new kiln). */
+/** Defined by scripts/bundle.mjs: a hash of kiln's code, the same in the launcher's bundle and the CLI's. */
+declare const KILN_BUILD: string | undefined;
+
+/** kiln's own build: its version and a hash of its code (unbundled: this file's time), so a rebuilt kiln is a new kiln. */
 export function kilnStamp(): string {
-  return `${VERSION}:${mtimeOf(fileURLToPath(import.meta.url))}`;
+  return `${VERSION}:${typeof KILN_BUILD === "string" ? KILN_BUILD : mtimeOf(fileURLToPath(import.meta.url))}`;
 }
 
 /** What a build command asked for: the project and the env selection, as given. */

@@ -35,7 +35,7 @@ async function traced(args: string[], env: Record<string, string>, dir: string):
     child.on("close", resolve);
   });
   const urls = (await readFile(trace, "utf8")).split("\n").filter(Boolean);
-  assert.ok(urls.some((u) => u.includes("/dist/bundle/fastpath.js")), "the launcher did not load the fast path");
+  assert.ok(urls.some((u) => u.endsWith("/dist/bundle/fastpath.cjs")), "the launcher did not load the fast path");
   return { code, stderr, fullPath: urls.some((u) => u.endsWith("/dist/bundle/cli.js")) };
 }
 
