@@ -110,8 +110,6 @@ interface Unit {
    * flags, include dirs), then the source and object. Equal iff the argv is.
    */
   sig: string;
-  /** Display name (relative to the project). */
-  label: string;
 }
 
 type Lang = "c" | "cxx" | "asm";
@@ -270,7 +268,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       if (!lang) return undefined;
       const prefix = prefixFor(scope, lang, recipe, includeDirs, extra);
       const argv = [...prefix.words, "-c", source, "-o", object];
-      const u = { source, object, argv, sig: `${prefix.hash}\0${source}\0${object}`, label: rel(source) };
+      const u = { source, object, argv, sig: `${prefix.hash}\0${source}\0${object}` };
       units.push(u);
       compileCommands.push({ directory: projectDir, file: source, arguments: argv, output: object, sig: u.sig });
       return u;
@@ -342,7 +340,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
     const failures = await compileAll(dirty, { ...opts, progress: step, state, mt, rel, counts });
     if (opts.signal?.aborted) throw new CancelledError();
     if (failures.length) {
-      throw new BuildFailedError(`${failures.length} file${failures.length > 1 ? "s" : ""} failed to compile in env '${plan.env}': ${failures.map((f) => f.label).join(", ")}`, {
+      throw new BuildFailedError(`${failures.length} file${failures.length > 1 ? "s" : ""} failed to compile in env '${plan.env}': ${failures.map((f) => rel(f.source)).join(", ")}`, {
         hint: "fix the errors shown above; --keep-going compiles the other files anyway",
       });
     }
@@ -620,7 +618,9 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
         const tmp = early?.tmp ?? tempPathFor(u.object);
         const dep = `${tmp}.d`;
         const runArgv = fillTemplate(template, tmp, dep);
-        reporter.event({ type: "compile-start", env: plan.env, file: u.label, object: ctx.rel(u.object) });
+        // Display names (relative to the project) only for what is compiled: a no-op of a large project needs none.
+        const label = ctx.rel(u.source);
+        reporter.event({ type: "compile-start", env: plan.env, file: label, object: ctx.rel(u.object) });
         const t0 = early?.startedMs ?? Date.now();
         const p0 = performance.now();
         let ok = false;
@@ -659,12 +659,12 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
           rmSync(dep, { force: true });
         }
         done++;
-        reporter.event({ type: "compile-end", env: plan.env, file: u.label, object: ctx.rel(u.object), ms: Math.round(performance.now() - p0), status: ok ? "ok" : "failed" });
+        reporter.event({ type: "compile-end", env: plan.env, file: label, object: ctx.rel(u.object), ms: Math.round(performance.now() - p0), status: ok ? "ok" : "failed" });
         if (!ok) {
           if (!ctx.signal?.aborted) failures.push(u);
           if (!ctx.keepGoing) stopping = true;
         }
-        ctx.progress.update(`[${done}/${total}] ${u.label}`);
+        ctx.progress.update(`[${done}/${total}] ${label}`);
       }),
     ),
   );
