@@ -10,12 +10,12 @@
  * cancelled, so nothing half-made is ever trusted.
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
-import { copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
+import { copyFile, mkdir, rename, rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { basename, dirname, join, relative, sep } from "node:path";
 import type { Reporter, SizeInfo, StepHandle } from "../core/report.js";
 import { runTool, type RunResult } from "../core/exec.js";
-import { tempPathFor, writeFileAtomic, writeFileAtomicSync } from "../core/fs.js";
+import { tempPathFor, writeFileAtomicSync } from "../core/fs.js";
 import { BuildFailedError, CancelledError, ConfigError, FirmwareTooLargeError, errnoCode, isKilnError } from "../core/errors.js";
 import { MANIFEST_NAME, type FirmwareManifest } from "../core/manifest.js";
 import type { BuildPlan, CompileRecipe, SourceGroup } from "../platforms/types.js";
@@ -751,9 +751,10 @@ async function restoreSharedGroup(g: {
   }
   const h = createHash("sha256");
   h.update(sigArgv.join("\0"));
+  // Synchronous reads: this key is on the way to the first compile, and a pool round trip per small file cost more.
   for (const f of files) {
     h.update(`\0${f}\0`);
-    h.update(await readFile(f));
+    h.update(readFileSync(f));
   }
   const key = h.digest("hex");
   const cached = join(g.cacheDir, "objects", key.slice(0, 2), key, basename(g.archive));
@@ -824,7 +825,8 @@ async function convertSketch(sources: string[], buildDir: string, mt: Mtimes, st
   const main = sketchFiles.find((f) => basename(f).replace(/\.(ino|pde)$/, "") === folder) ?? [...sketchFiles].sort()[0]!;
   const name = basename(main).replace(/\.(ino|pde)$/, "");
   const out = join(buildDir, "sketch", `${name}.ino.cpp`);
-  const files = await Promise.all(sketchFiles.map(async (path) => ({ path, text: await readFile(path, "utf8") })));
+  // Synchronous file calls here: a sketch is a few small files, read on the way to the first compile.
+  const files = sketchFiles.map((path) => ({ path, text: readFileSync(path, "utf8") }));
   for (const f of files) contents.push([f.path, contentStamp(f.text)]);
   // The generated file depends only on the sketch files' names and text (and kiln's converter): when they
   // and the file we wrote are unchanged, skip the conversion (≈ 10 ms for a large sketch; a `touch` is free).
@@ -835,12 +837,12 @@ async function convertSketch(sources: string[], buildDir: string, mt: Mtimes, st
   const code = sketchToCpp(files);
   let old: string | undefined;
   try {
-    old = await readFile(out, "utf8");
+    old = readFileSync(out, "utf8");
   } catch {
     old = undefined;
   }
   if (old !== code) {
-    await writeFileAtomic(out, code);
+    writeFileAtomicSync(out, code);
     mt.forget(out);
   }
   state.written[out] = `${key}@${mt.get(out)}`;
