@@ -386,7 +386,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       // While the linker runs kiln only waits: look now at what the no-op stamp records that the link cannot change.
       linking.catch(() => undefined);
       await new Promise((resolve) => setImmediate(resolve));
-      early = lookBeforeLink(plan, state, manifestPath, opts, [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop.path)], noopDirs?.() ?? [], unitsBuilt);
+      early = lookBeforeLink(plan, manifestPath, opts, mt, [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop.path)], noopDirs?.() ?? [], unitsBuilt);
     }
     linked = await linking;
 
@@ -479,13 +479,14 @@ function stampedUnits(units: readonly Unit[], opts: RunPlanOptions): StampedUnit
  * The stamp's lists, and the mtimes of every file and folder in them that
  * the steps after compiling do not write (the program, images, manifest and
  * compile databases are looked at when the stamp is written). Taken while the
- * linker runs; a file changed after this look is simply seen as changed by
- * the next build.
+ * linker runs, from the build's own stat cache (a file kiln wrote is looked
+ * at again after writing; an input was looked at during this build, and one
+ * changed since is simply seen as changed by the next build).
  */
-function lookBeforeLink(plan: BuildPlan, state: BuildState, manifestPath: string, opts: RunPlanOptions, files: string[], dirs: string[], units: Unit[]): EarlyNoop {
+function lookBeforeLink(plan: BuildPlan, manifestPath: string, opts: RunPlanOptions, mt: Mtimes, files: string[], dirs: string[], units: Unit[]): EarlyNoop {
   const later = new Set([plan.link.output, ...plan.images.map((i) => i.output), manifestPath, join(plan.buildDir, "compile_commands.json"), opts.rootCompileDb]);
   const known = new Map<string, number>();
-  for (const p of [...files, ...dirs]) if (!later.has(p) && !known.has(p)) known.set(p, statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? -1);
+  for (const p of [...files, ...dirs]) if (!later.has(p)) known.set(p, mt.get(p));
   return { files, dirs, known, units: stampedUnits(units, opts) };
 }
 
