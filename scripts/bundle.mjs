@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Bundle dist/ (tsc's output) into dist/bundle/: kiln's own modules and clipanion in a few ESM
+// Bundle dist/ (tsc's output) into dist/bundle/: kiln's own modules, clipanion and got in a few ESM
 // chunks, so start-up resolves and parses a handful of files instead of ~45. Modules that commands
-// import lazily stay lazy (esbuild code splitting: one chunk per dynamic import). Every other
-// package stays external and is loaded from node_modules only when used (got, tar, serialport…).
+// import lazily stay lazy (esbuild code splitting: one chunk per dynamic import; got is one of
+// those: its ~40 modules loaded one by one took ~60 ms more before a download's first request).
+// Every other package stays external and is loaded from node_modules only when used (tar,
+// serialport…).
 import { build } from "esbuild";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
@@ -11,7 +13,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
-const bundled = new Set(["clipanion"]);
+const bundled = new Set(["clipanion", "got"]);
 const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !bundled.has(d));
 
 const clipanionDir = join(root, "node_modules", "clipanion", "lib");
@@ -73,4 +75,7 @@ await build({
   logLevel: "warning",
   legalComments: "none",
   plugins: [clipanionEsm],
+  // got's CommonJS dependencies (http2-wrapper) require() Node's modules, which an ESM chunk can do
+  // only with a require of its own.
+  banner: { js: 'import { createRequire as kilnCreateRequire } from "node:module"; const require = kilnCreateRequire(import.meta.url);' },
 });

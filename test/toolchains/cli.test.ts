@@ -5,7 +5,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it, after } from "node:test";
 import { kilnBin, runCli, tempDir } from "../helpers/cli.js";
-import { makeArchive, sha256, startServer, type Tree } from "./fixtures.js";
+import { makeArchive, makeCa, sha256, startConnectProxy, startHttpsServer, startServer, type Tree } from "./fixtures.js";
 
 async function project(urls: { gcc: string; avrdude: string }): Promise<{ dir: string; home: string }> {
   const dir = await tempDir("kiln-pkg-cli-");
@@ -90,6 +90,34 @@ describe("kiln pkg (CLI)", () => {
     assert.ok(entries.includes(sha256(body)));
     const files = await readdir(join(p.home, "store", "sha256", sha256(body), "content", "lib"));
     assert.equal(files.length, 1500);
+  });
+
+  it("downloads over HTTPS through HTTPS_PROXY, trusting only the CA given in KILN_CA_FILE", async () => {
+    // got is bundled into kiln's chunks: this runs the shipped bundle's copy (store.test.ts runs the module).
+    const ca = await makeCa();
+    const s = await startHttpsServer(ca);
+    const proxy = await startConnectProxy();
+    try {
+      const gcc = await makeArchive("tar.gz", { "bin/avr-gcc": "tls" }, "avr-gcc");
+      const avrdude = await makeArchive("tar.gz", { "bin/avrdude": "tls" }, "avrdude");
+      s.routes.set("/gcc.tgz", { body: gcc });
+      s.routes.set("/avrdude.tgz", { body: avrdude });
+      const p = await project({ gcc: `${s.url}/gcc.tgz#sha256=${sha256(gcc)}`, avrdude: `${s.url}/avrdude.tgz#sha256=${sha256(avrdude)}` });
+      const env = { KILN_HOME: p.home, HTTPS_PROXY: proxy.url };
+      const untrusted = await runCli(["pkg", "install", "-d", p.dir], { env });
+      assert.equal(untrusted.code, 4, untrusted.stderr);
+      assert.match(untrusted.stderr, /gcc\.tgz/);
+      assert.match(untrusted.stderr, /certificate/i);
+      assert.equal(s.requests.length, 0, "no request completed without a trusted certificate");
+      const r = await runCli(["pkg", "install", "-d", p.dir], { env: { ...env, KILN_CA_FILE: ca.caFile } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(s.requests.map((q) => q.path).sort(), ["/avrdude.tgz", "/gcc.tgz"]);
+      assert.ok(proxy.tunnels.length >= 2 && proxy.tunnels.every((t) => t === new URL(s.url).host), `tunnels: ${proxy.tunnels.join(", ")}`);
+      assert.deepEqual((await readdir(join(p.home, "store", "sha256"))).sort(), [sha256(gcc), sha256(avrdude)].sort());
+    } finally {
+      await proxy.close();
+      await s.close();
+    }
   });
 
   it("a checksum mismatch exits 5 and names the URL", async () => {

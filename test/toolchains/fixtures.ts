@@ -226,3 +226,38 @@ export async function startHttpsServer(tls: { key: Buffer; cert: Buffer }, route
   const requests: TestServer["requests"] = [];
   return listen(createHttpsServer({ key: tls.key, cert: tls.cert }, handler(map, requests, new Map())) as unknown as Server, "https", map, requests);
 }
+
+/** A CONNECT proxy on 127.0.0.1, as corporate proxies are (hpagent tunnels http and https alike). */
+export async function startConnectProxy(): Promise<{ url: string; tunnels: string[]; close(): Promise<void> }> {
+  const { connect } = await import("node:net");
+  const tunnels: string[] = [];
+  // Tunnelled sockets leave the HTTP server's bookkeeping: close() must end them itself.
+  const sockets = new Set<import("node:net").Socket>();
+  const proxy = createServer((_req, res) => res.writeHead(405).end());
+  proxy.on("connect", (req, client: import("node:net").Socket, head) => {
+    tunnels.push(req.url ?? "");
+    const [host, port] = (req.url ?? "").split(":");
+    const upstream = connect(Number(port), host, () => {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on("error", () => client.destroy());
+    client.on("error", () => upstream.destroy());
+    for (const sock of [client, upstream]) {
+      sockets.add(sock);
+      sock.on("close", () => sockets.delete(sock));
+    }
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    tunnels,
+    close: async () => {
+      for (const sock of sockets) sock.destroy();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    },
+  };
+}

@@ -7,7 +7,7 @@ import { storePaths } from "../../lib/toolchains/paths.js";
 import { installArchive, verifyStore, listEntries, gcStore, removePackage } from "../../lib/toolchains/store.js";
 import { ChecksumMismatchError, DownloadError, SizeMismatchError, StoreWriteError, UnsafeArchiveError } from "../../lib/toolchains/errors.js";
 import { tempDir } from "../helpers/cli.js";
-import { makeArchive, makeCa, rawTar, rawZip, sha256, startHttpsServer, startServer, type Format, type Tree } from "./fixtures.js";
+import { makeArchive, makeCa, rawTar, rawZip, sha256, startConnectProxy, startHttpsServer, startServer, type Format, type Tree } from "./fixtures.js";
 
 const TREE: Tree = { "bin/tool": "#!/bin/sh\necho hi\n", "lib/a.txt": "alpha\n", "lib/deep/b.txt": "beta\n".repeat(1000), "bin/tool-link": { symlink: "tool" } };
 const fast = { retries: 2, backoffMs: 20, idleTimeoutMs: 2000 };
@@ -324,26 +324,10 @@ describe("verify, remove, gc", () => {
 
 describe("proxy and disk full", () => {
   it("downloads through HTTP_PROXY, and NO_PROXY bypasses it", async () => {
-    const { createServer } = await import("node:http");
-    const { connect } = await import("node:net");
     const s = await startServer();
-    const proxied: string[] = [];
-    // A CONNECT proxy, as corporate proxies are (hpagent tunnels http and https alike).
-    const proxy = createServer((_req, res) => res.writeHead(405).end());
-    proxy.on("connect", (req, client, head) => {
-      proxied.push(req.url ?? "");
-      const [host, port] = (req.url ?? "").split(":");
-      const upstream = connect(Number(port), host, () => {
-        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-        upstream.write(head);
-        upstream.pipe(client);
-        client.pipe(upstream);
-      });
-      upstream.on("error", () => client.destroy());
-      client.on("error", () => upstream.destroy());
-    });
-    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-    const proxyUrl = `http://127.0.0.1:${(proxy.address() as import("node:net").AddressInfo).port}`;
+    const proxy = await startConnectProxy();
+    const proxied = proxy.tunnels;
+    const proxyUrl = proxy.url;
     try {
       const body = await makeArchive("tar.gz", { f: "via proxy" });
       s.routes.set("/p.tgz", { body });
@@ -354,8 +338,7 @@ describe("proxy and disk full", () => {
       assert.equal(proxied.length, 1, "NO_PROXY host goes direct");
     } finally {
       await s.close();
-      proxy.closeAllConnections();
-      await new Promise((r) => proxy.close(r));
+      await proxy.close();
     }
   });
 
