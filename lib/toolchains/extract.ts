@@ -315,8 +315,12 @@ class Writer {
   }
 }
 
+/** tar's parser alone (loaded once; a streamed install asks for it as the download starts). */
+let tarParser: Promise<typeof import("tar/parse").Parser> | undefined;
+const loadTarParser = (): Promise<typeof import("tar/parse").Parser> => (tarParser ??= import("tar/parse").then((m) => m.Parser));
+
 async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer, input?: Readable): Promise<void> {
-  const { Parser } = await import("tar");
+  const Parser = await loadTarParser();
   let source: Readable = input ?? createReadStream(opts.archive, { highWaterMark: 1024 * 1024 });
   if (format === "tar.xz") {
     const xz = (await import("xz-decompress")) as unknown as { XzReadableStream?: typeof import("xz-decompress").XzReadableStream; default?: { XzReadableStream: typeof import("xz-decompress").XzReadableStream } };
@@ -506,6 +510,8 @@ function classify(e: unknown, format: ArchiveFormat, opts: ExtractOptions): unkn
  * 'error', so a download can keep writing to it and report the failure after.
  */
 export function streamingExtractor(opts: ExtractOptions): { sink: Writable; result: Promise<ExtractResult | undefined> } {
+  // Most packages are tar archives: load the parser while the request is under way.
+  loadTarParser().catch(() => {});
   const pass = new PassThrough({ highWaterMark: 64 * 1024 });
   // Its errors reach the consumer (extractTar's listener, or the file pipeline) through their own listeners.
   pass.on("error", () => {});
