@@ -249,7 +249,9 @@ export async function createReporter(opts: ReporterOptions): Promise<Reporter> {
     kleur.enabled = true;
     paint = kleur;
   }
-  if (opts.mode === "plain") return new PlainReporter(opts.stderr, opts.verbose, opts.quiet, paint);
+  // A terminal that reports no width (a pty nobody sized: `script` in CI, some containers) cannot have
+  // a line redrawn in place: ora would count the spinner's line as Infinity rows to clear, forever.
+  if (opts.mode === "plain" || !(opts.stderr as Writable & { columns?: number }).columns) return new PlainReporter(opts.stderr, opts.verbose, opts.quiet, paint);
   const ora = (await import("ora")).default as unknown as OraFactory;
   return new TtyReporter(opts.stderr, opts.verbose, opts.quiet, paint, ora);
 }
