@@ -263,6 +263,9 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
       return verify(opts, digests.digest(), written, resumed);
     } catch (caught) {
       clearTimeout(idle);
+      // An answer not read to its end (a 404's page, a body cut short) would keep its connection, and
+      // with it this process, open until the server closes it.
+      request.destroy();
       if (opts.signal?.aborted) throw new CancelledError();
       if (caught instanceof DownloadError || caught instanceof SizeMismatchError || caught instanceof ChecksumMismatchError || caught instanceof CancelledError) throw caught;
       const e = (caught as Error).name === "TimeoutError" ? new RetryableError(`no data for ${idleMs} ms (inactivity timeout: ${(caught as Error).message})`) : caught;

@@ -1,10 +1,11 @@
 /**
- * Installing what the store lacks, with progress: a spinner line with bytes,
- * rate and ETA on a TTY, a line per package in plain output, and `package`
- * NDJSON events with --json. Imported only when something must be installed.
+ * Installing what the store lacks, a few packages at once, with progress: a
+ * spinner line with bytes, rate and ETA on a TTY, a line per package in plain
+ * output, and `package` NDJSON events with --json. Imported only when
+ * something must be installed.
  */
 import type { Settings } from "../core/config.js";
-import type { Reporter } from "../core/report.js";
+import type { Reporter, StepHandle } from "../core/report.js";
 import type { Host } from "./hosts.js";
 import { networkOptions } from "./index.js";
 import type { LockedArchive, LockedPackage } from "./lockfile.js";
@@ -38,9 +39,63 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
-function progressFor(reporter: Reporter, name: string, version: string, url: string): InstallProgress & { done(size: number): void; failed(): void } {
+function rateText(bytes: number, total: number | undefined, started: number, now: number): string {
+  const secs = Math.max((now - started) / 1000, 0.001);
+  const rate = bytes / secs;
+  const eta = total && rate > 0 ? Math.max(0, Math.round((total - bytes) / rate)) : undefined;
+  return `${formatBytes(bytes)}${total ? ` / ${formatBytes(total)}` : ""}, ${formatBytes(rate)}/s${eta !== undefined ? `, ETA ${eta}s` : ""}`;
+}
+
+/**
+ * What the user sees of installs that run at once: one step for all of them
+ * (a spinner has one line), updated with their total bytes, and a line as
+ * each one finishes.
+ */
+class Board {
+  private readonly step: StepHandle;
+  private readonly bytes = new Map<string, { bytes: number; total: number | undefined }>();
+  private readonly started = Date.now();
+  private lastUi = 0;
+  private size = 0;
+
+  constructor(
+    private readonly reporter: Reporter,
+    private readonly count: number,
+  ) {
+    this.step = reporter.step(`Installing ${count} packages`);
+  }
+
+  bytesOf(name: string, bytes: number, total: number | undefined): void {
+    this.bytes.set(name, { bytes, total });
+    const now = Date.now();
+    if (now - this.lastUi < 100) return;
+    this.lastUi = now;
+    let sum = 0;
+    let all: number | undefined = 0;
+    for (const b of this.bytes.values()) {
+      sum += b.bytes;
+      all = b.total === undefined || all === undefined ? undefined : all + b.total;
+    }
+    this.step.update(rateText(sum, all, this.started, now));
+  }
+
+  installed(text: string, size: number): void {
+    this.size += size;
+    this.reporter.info(text);
+  }
+
+  done(): void {
+    this.step.succeed(`Installed ${this.count} packages (${formatBytes(this.size)}, ${((Date.now() - this.started) / 1000).toFixed(1)} s)`);
+  }
+
+  failed(label: string): void {
+    this.step.fail(`${label}: failed`);
+  }
+}
+
+function progressFor(reporter: Reporter, name: string, version: string, url: string, board?: Board): InstallProgress & { done(size: number): void; failed(): void } {
   const label = `Installing ${name}@${version}`;
-  const step = reporter.step(label);
+  const step = board ? undefined : reporter.step(label);
   const started = Date.now();
   let lastUi = 0;
   let lastEvent = 0;
@@ -48,12 +103,10 @@ function progressFor(reporter: Reporter, name: string, version: string, url: str
     onStart: () => reporter.event({ type: "package", phase: "start", name, version, url }),
     onBytes(bytes, total) {
       const now = Date.now();
-      if (now - lastUi >= 100) {
+      if (board) board.bytesOf(name, bytes, total);
+      else if (now - lastUi >= 100) {
         lastUi = now;
-        const secs = Math.max((now - started) / 1000, 0.001);
-        const rate = bytes / secs;
-        const eta = total && rate > 0 ? Math.max(0, Math.round((total - bytes) / rate)) : undefined;
-        step.update(`${formatBytes(bytes)}${total ? ` / ${formatBytes(total)}` : ""}, ${formatBytes(rate)}/s${eta !== undefined ? `, ETA ${eta}s` : ""}`);
+        step!.update(rateText(bytes, total, started, now));
       }
       if (reporter.isJson && now - lastEvent >= 1000) {
         lastEvent = now;
@@ -61,48 +114,82 @@ function progressFor(reporter: Reporter, name: string, version: string, url: str
       }
     },
     onPhase(phase) {
-      step.update(phase === "wait" ? "waiting for another kiln process installing it" : phase === "extract" ? "unpacking" : "verifying");
+      step?.update(phase === "wait" ? "waiting for another kiln process installing it" : phase === "extract" ? "unpacking" : "verifying");
       reporter.event({ type: "package", phase, name, version });
     },
     onRetry(attempt, reason) {
       reporter.warn(`${name}@${version}: ${reason}; retrying (attempt ${attempt + 1})`);
     },
     done(size) {
-      const secs = ((Date.now() - started) / 1000).toFixed(1);
-      step.succeed(`Installed ${name}@${version} (${formatBytes(size)}, ${secs} s)`);
+      const text = `Installed ${name}@${version} (${formatBytes(size)}, ${((Date.now() - started) / 1000).toFixed(1)} s)`;
+      if (board) board.installed(text, size);
+      else step!.succeed(text);
       reporter.event({ type: "package", phase: "done", name, version, bytes: size, ms: Date.now() - started });
     },
     failed() {
-      step.fail(`${label}: failed`);
+      if (board) board.failed(label);
+      else step!.fail(`${label}: failed`);
     },
   };
 }
 
-/** Install each missing package (one at a time: downloads share one link). */
+/**
+ * Packages installed at once. Their downloads share the link, but a
+ * request's latency, one package's unpacking and another's transfer
+ * overlap (a board needs a compiler, a framework and an uploader).
+ */
+const AT_ONCE = 3;
+
+/**
+ * Install each missing package, up to AT_ONCE at a time. The first failure
+ * stops the others (each cleans up after itself) and is the one thrown.
+ */
 export async function installMissing(opts: { paths: StorePaths; host: Host; missing: MissingPackage[]; settings: Settings; reporter: Reporter; signal?: AbortSignal | undefined }): Promise<InstalledPackage[]> {
+  const archives = opts.missing.filter((m) => m.pkg.type !== "directory").length;
+  const board = archives > 1 ? new Board(opts.reporter, archives) : undefined;
+  const stop = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
   const out: InstalledPackage[] = [];
-  for (const m of opts.missing) {
+  let failure: { error: unknown } | undefined;
+  let next = 0;
+  const installOne = async (m: MissingPackage): Promise<InstalledPackage> => {
     if (m.pkg.type === "directory") {
-      const r = await installDirectory(opts.paths, { name: m.name, version: m.pkg.version, host: "*", dir: m.pkg.path! }, opts.signal);
-      out.push({ name: m.name, ...r });
-      continue;
+      const r = await installDirectory(opts.paths, { name: m.name, version: m.pkg.version, host: "*", dir: m.pkg.path! }, signal);
+      return { name: m.name, ...r };
     }
     const a = m.archive!;
-    const p = progressFor(opts.reporter, m.name, m.pkg.version, a.url);
+    const p = progressFor(opts.reporter, m.name, m.pkg.version, a.url, board);
     try {
       const r = await installArchive(
         opts.paths,
         { name: m.name, version: m.pkg.version, host: opts.host, url: a.url, expected: { size: a.size, sha256: a.sha256, sha1: a.sha1, md5: a.md5 } },
-        { ...networkOptions(opts.settings), signal: opts.signal },
+        { ...networkOptions(opts.settings), signal },
         p,
       );
       if (!a.sha256 && (a.md5 || a.sha1)) opts.reporter.warn(`${m.name}@${m.pkg.version}: the vendor publishes only ${a.md5 ? "MD5" : "SHA-1"} (weak); pinned sha256 ${r.sha256} in kiln.lock`);
       p.done(r.size);
-      out.push({ name: m.name, ...r });
+      return { name: m.name, ...r };
     } catch (e) {
-      p.failed();
+      // A package stopped because another failed says nothing of its own.
+      if (!failure) p.failed();
       throw e;
     }
-  }
+  };
+  const lane = async (): Promise<void> => {
+    while (!failure && next < opts.missing.length) {
+      const i = next++;
+      try {
+        out[i] = await installOne(opts.missing[i]!);
+      } catch (e) {
+        if (!failure) {
+          failure = { error: e };
+          stop.abort();
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(AT_ONCE, opts.missing.length) }, lane));
+  if (failure) throw failure.error;
+  board?.done();
   return out;
 }

@@ -5,7 +5,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it, after } from "node:test";
 import { kilnBin, runCli, tempDir } from "../helpers/cli.js";
-import { makeArchive, makeCa, sha256, startConnectProxy, startHttpsServer, startServer, type Tree } from "./fixtures.js";
+import { makeArchive, makeCa, sha256, startConnectProxy, startHttpsServer, startServer, type Route, type Tree } from "./fixtures.js";
 
 async function project(urls: { gcc: string; avrdude: string }): Promise<{ dir: string; home: string }> {
   const dir = await tempDir("kiln-pkg-cli-");
@@ -106,7 +106,7 @@ describe("kiln pkg (CLI)", () => {
       const env = { KILN_HOME: p.home, HTTPS_PROXY: proxy.url };
       const untrusted = await runCli(["pkg", "install", "-d", p.dir], { env });
       assert.equal(untrusted.code, 4, untrusted.stderr);
-      assert.match(untrusted.stderr, /gcc\.tgz/);
+      assert.match(untrusted.stderr, /(gcc|avrdude)\.tgz/);
       assert.match(untrusted.stderr, /certificate/i);
       assert.equal(s.requests.length, 0, "no request completed without a trusted certificate");
       const r = await runCli(["pkg", "install", "-d", p.dir], { env: { ...env, KILN_CA_FILE: ca.caFile } });
@@ -118,6 +118,45 @@ describe("kiln pkg (CLI)", () => {
       await proxy.close();
       await s.close();
     }
+  });
+
+  it("installs a project's packages at once, one line each as they finish", async () => {
+    const s = await server;
+    const gcc = await makeArchive("tar.gz", { "bin/avr-gcc": "g" }, "avr-gcc");
+    const avrdude = await makeArchive("tar.gz", { "bin/avrdude": "a" }, "avrdude");
+    // Each answer waits for the other request: installed one after the other, the first would wait 3 s.
+    const gccRoute = { body: gcc, waitFor: "/o-avrdude.tgz" } as Route;
+    const avrdudeRoute = { body: avrdude, waitFor: "/o-gcc.tgz" } as Route;
+    s.routes.set("/o-gcc.tgz", gccRoute);
+    s.routes.set("/o-avrdude.tgz", avrdudeRoute);
+    const p = await project({ gcc: `${s.url}/o-gcc.tgz#sha256=${sha256(gcc)}`, avrdude: `${s.url}/o-avrdude.tgz#sha256=${sha256(avrdude)}` });
+    const r = await runCli(["pkg", "install", "-d", p.dir], { env: { KILN_HOME: p.home } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([gccRoute.waited, avrdudeRoute.waited], ["request", "request"], "both requests were under way together");
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines[0], "Installing 2 packages");
+    assert.deepEqual(lines.slice(1, 3).map((l) => l.replace(/ \(.*/, "")).sort(), ["Installed tool-avrdude@url", "Installed toolchain-atmelavr@url"]);
+    assert.match(lines[3]!, /^Installed 2 packages \(\d+ B, [\d.]+ s\)$/);
+    assert.deepEqual((await readdir(join(p.home, "store", "sha256"))).sort(), [sha256(gcc), sha256(avrdude)].sort());
+  });
+
+  it("one package failing stops the others: its error alone, exit 4, nothing left behind", async () => {
+    const s = await server;
+    const big = await makeArchive("tar.gz", { "bin/avr-gcc": randomBytes(100_000).toString("base64") }, "avr-gcc");
+    // The toolchain's answer never finishes (inactivity timeout 30 s); the uploader's 404 comes once both are under way.
+    s.routes.set("/f-gcc.tgz", { body: big, mode: "stall" });
+    s.routes.set("/f-avrdude.tgz", { body: Buffer.alloc(0), mode: "404", waitFor: "/f-gcc.tgz" });
+    const p = await project({ gcc: `${s.url}/f-gcc.tgz#sha256=${sha256(big)}`, avrdude: `${s.url}/f-avrdude.tgz#sha256=${"cd".repeat(32)}` });
+    const started = Date.now();
+    const r = await runCli(["pkg", "install", "-d", p.dir], { env: { KILN_HOME: p.home } });
+    assert.equal(r.code, 4, r.stderr);
+    assert.ok(Date.now() - started < 20_000, "the stalled download was stopped, not timed out");
+    assert.match(r.stderr, /f-avrdude\.tgz/);
+    assert.match(r.stderr, /404/);
+    assert.doesNotMatch(r.stderr, /f-gcc\.tgz|cancel/i);
+    assert.match(r.stderr, /Installing tool-avrdude@url: failed/);
+    assert.deepEqual(await readdir(join(p.home, "store", "sha256")).catch(() => []), []);
+    assert.deepEqual(await readdir(join(p.home, "tmp")).catch(() => []), []);
   });
 
   it("a checksum mismatch exits 5 and names the URL", async () => {

@@ -121,6 +121,9 @@ export interface Route {
   mode?: Mode;
   /** Honour Range requests (default true); "ignore" advertises them but answers every request with a 200. */
   ranges?: boolean | "ignore";
+  /** Answer only once this path has been requested too (at most 3 s); `waited` says which came first. */
+  waitFor?: string;
+  waited?: "request" | "timeout";
 }
 
 export interface TestServer {
@@ -131,12 +134,17 @@ export interface TestServer {
 }
 
 function handler(routes: Map<string, Route>, requests: TestServer["requests"], hits: Map<string, number>) {
-  return (req: IncomingMessage, res: ServerResponse): void => {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? "/").split("?")[0]!;
     requests.push({ path, range: req.headers.range });
     const n = (hits.get(path) ?? 0) + 1;
     hits.set(path, n);
     const route = routes.get(path);
+    if (route?.waitFor) {
+      const until = Date.now() + 3000;
+      while (!requests.some((q) => q.path === route.waitFor) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      route.waited = requests.some((q) => q.path === route.waitFor) ? "request" : "timeout";
+    }
     if (!route || route.mode === "404") {
       res.writeHead(404).end("not found");
       return;
@@ -186,9 +194,12 @@ function handler(routes: Map<string, Route>, requests: TestServer["requests"], h
     }
     res.end(body);
   };
+  return (req: IncomingMessage, res: ServerResponse): void => void handle(req, res);
 }
 
 async function listen(server: Server, scheme: string, routes: Map<string, Route>, requests: TestServer["requests"]): Promise<TestServer> {
+  // Longer than Node's 5 s, as CDNs keep connections: a kiln that leaves one open waits this long to exit.
+  server.keepAliveTimeout = 60_000;
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
   return {
