@@ -134,7 +134,8 @@ type Got = typeof import("got").got;
 let gotPromise: Promise<Got> | undefined;
 const caCache = new Map<string, Promise<string[]>>();
 
-function certificateAuthorities(caFile: string): Promise<string[]> {
+/** Node's root CAs plus the PEM file of the caFile setting (read once per process). */
+export function certificateAuthorities(caFile: string): Promise<string[]> {
   let p = caCache.get(caFile);
   if (!p) {
     p = readFile(caFile, "utf8").then((pem) => [...rootCertificates, pem]);
@@ -143,7 +144,8 @@ function certificateAuthorities(caFile: string): Promise<string[]> {
   return p;
 }
 
-async function agentsFor(url: URL, opts: NetworkOptions, ca: string[] | undefined): Promise<Record<string, unknown> | undefined> {
+/** got's `agent` option for the proxy setting, unless NO_PROXY exempts the host. */
+export async function agentsFor(url: URL, opts: NetworkOptions, ca: string[] | undefined): Promise<Record<string, unknown> | undefined> {
   if (!opts.proxy || bypassesProxy(url.hostname, opts.noProxy ?? [])) return undefined;
   const { HttpProxyAgent, HttpsProxyAgent } = await import("hpagent");
   const common = { proxy: opts.proxy, keepAlive: false, ...(ca ? { ca } : {}) };

@@ -8,12 +8,11 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { rootCertificates } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { errnoCode } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
 import { IndexFormatError, mergeIndexes, parseIndex, type PackageIndex } from "./arduino-index.js";
-import type { NetworkOptions } from "./download.js";
+import { agentsFor, certificateAuthorities, type NetworkOptions } from "./download.js";
 import { DownloadError, OfflineError, PackageUnavailableError, redactUrl } from "./errors.js";
 
 interface CacheMeta {
@@ -23,6 +22,12 @@ interface CacheMeta {
   fetchedAt: number;
 }
 
+/**
+ * The largest index kiln reads (Arduino's own package_index.json, the largest
+ * there is, is a few MB): a server sending more is refused, not buffered.
+ */
+export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
+
 export interface IndexLoadOptions extends NetworkOptions {
   dir: string;
   offline?: boolean | undefined;
@@ -31,6 +36,8 @@ export interface IndexLoadOptions extends NetworkOptions {
   maxAgeMs?: number | undefined;
   signal?: AbortSignal | undefined;
   warn?: ((message: string) => void) | undefined;
+  /** Refuse an index larger than this (default MAX_INDEX_BYTES). */
+  maxIndexBytes?: number | undefined;
 }
 
 function parseOrThrow(text: string, url: string): PackageIndex {
@@ -56,15 +63,29 @@ async function loadOne(url: string, opts: IndexLoadOptions): Promise<PackageInde
   const headers: Record<string, string> = { "user-agent": "kiln" };
   if (cached !== undefined && meta?.etag) headers["if-none-match"] = meta.etag;
   if (cached !== undefined && meta?.lastModified) headers["if-modified-since"] = meta.lastModified;
-  const ca = opts.caFile ? [...rootCertificates, await readFile(opts.caFile, "utf8")] : undefined;
+  const maxBytes = opts.maxIndexBytes ?? MAX_INDEX_BYTES;
   try {
-    const res = await got(url, {
+    const ca = opts.caFile ? await certificateAuthorities(opts.caFile) : undefined;
+    const agent = await agentsFor(new URL(url), opts, ca);
+    const request = got(url, {
       headers,
       throwHttpErrors: false,
       retry: { limit: opts.retries ?? 2 },
       timeout: { socket: opts.idleTimeoutMs ?? 30_000, connect: opts.idleTimeoutMs ?? 30_000 },
       ...(ca ? { https: { certificateAuthority: ca } } : {}),
+      ...(agent ? { agent } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    let tooLarge = false;
+    request.on("downloadProgress", ({ transferred, total }: { transferred: number; total?: number }) => {
+      if (transferred > maxBytes || (total ?? 0) > maxBytes) {
+        tooLarge = true;
+        request.cancel();
+      }
+    });
+    const res = await request.catch((e: unknown) => {
+      if (tooLarge) throw new PackageUnavailableError(`index ${redactUrl(url)}`, `larger than ${maxBytes} bytes`, "check the URL in the indexUrls setting: a package index is JSON of a few MB at most");
+      throw e;
     });
     if (res.statusCode === 304 && cached !== undefined) {
       await writeFileAtomic(`${base}.meta.json`, JSON.stringify({ ...meta, url, fetchedAt: Date.now() }));

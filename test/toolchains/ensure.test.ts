@@ -6,8 +6,10 @@ import { loadSettings } from "../../lib/core/config.js";
 import { MemoryReporter } from "../../lib/core/report.js";
 import { ensurePackages, LockfileOutdatedError, OfflineError, ChecksumMismatchError, SizeMismatchError } from "../../lib/toolchains/index.js";
 import { loadIndexes } from "../../lib/toolchains/index-cache.js";
+import { PackageUnavailableError } from "../../lib/toolchains/errors.js";
+import { readdir } from "node:fs/promises";
 import { tempDir } from "../helpers/cli.js";
-import { makeArchive, sha256, startServer } from "./fixtures.js";
+import { makeArchive, sha256, startConnectProxy, startServer } from "./fixtures.js";
 
 async function setup() {
   const home = await tempDir("kiln-ensure-");
@@ -84,6 +86,34 @@ describe("ensurePackages", () => {
       await loadIndexes(settings.indexUrls, { dir: join(settings.cacheDir, "indexes"), refresh: true });
       assert.equal(s.requests.at(-1)!.path, "/package_acme_index.json");
     } finally {
+      await s.close();
+    }
+  });
+
+  it("fetches an index through the proxy setting (NO_PROXY respected), and refuses one over the size cap", async () => {
+    const s = await startServer();
+    const proxy = await startConnectProxy();
+    try {
+      const index = { packages: [{ name: "acme", platforms: [], tools: [{ name: "acme-gcc", version: "1.0", systems: [] }] }] };
+      s.routes.set("/package_acme_index.json", { body: Buffer.from(JSON.stringify(index)) });
+      const url = `${s.url}/package_acme_index.json`;
+      const dir = await tempDir("kiln-indexes-");
+      const merged = await loadIndexes([url], { dir, proxy: proxy.url });
+      assert.deepEqual(merged.tools.map((t) => t.name), ["acme-gcc"]);
+      assert.deepEqual(proxy.tunnels, [new URL(s.url).host], "the index came through the proxy");
+      await loadIndexes([url], { dir, proxy: proxy.url, noProxy: ["127.0.0.1"], refresh: true });
+      assert.equal(proxy.tunnels.length, 1, "NO_PROXY host goes direct");
+
+      // A server sending far more than any index: refused while it arrives, nothing cached.
+      s.routes.set("/huge_index.json", { body: Buffer.alloc(200_000, 0x20), mode: "slow" });
+      const fresh = await tempDir("kiln-indexes-");
+      await assert.rejects(
+        loadIndexes([`${s.url}/huge_index.json`], { dir: fresh, maxIndexBytes: 50_000 }),
+        (e: unknown) => e instanceof PackageUnavailableError && /larger than 50000 bytes/.test(e.message) && /huge_index\.json/.test(e.message),
+      );
+      assert.deepEqual(await readdir(fresh), []);
+    } finally {
+      await proxy.close();
       await s.close();
     }
   });
