@@ -18,6 +18,7 @@ import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { CancelledError, errnoCode } from "../core/errors.js";
 import { UnsafeArchiveError, UnsupportedArchiveError } from "./errors.js";
+import { SLOT_BYTES, writeThread } from "./write-thread.js";
 
 export type ArchiveFormat = "tar" | "tar.gz" | "tar.bz2" | "tar.xz" | "tar.zst" | "zip";
 
@@ -84,7 +85,8 @@ async function decompressor(format: ArchiveFormat): Promise<Duplex | undefined> 
     case "tar":
       return undefined;
     case "tar.gz":
-      return zlib.createGunzip({ chunkSize: 256 * 1024 });
+      // 64 KiB: every output chunk stays resident while any file cut from it waits to be written.
+      return zlib.createGunzip({ chunkSize: 64 * 1024 });
     case "tar.bz2":
       return (await import("unbzip2-stream")).default();
     case "tar.zst": {
@@ -120,10 +122,10 @@ async function decompressor(format: ArchiveFormat): Promise<Duplex | undefined> 
   }
 }
 
-/** Files up to this size are read whole and written in the background. */
-const SMALL_FILE = 256 * 1024;
-/** Background writes at once (the thread pool has 4 threads, shared with zlib). */
-const IN_FLIGHT = 8;
+/** Files up to this size are read whole, then hashed and written by the write thread. */
+const SMALL_FILE = SLOT_BYTES;
+/** Small files handed to the write thread at once, per unpacking package (its slots; see write-thread.ts). */
+const IN_FLIGHT = 4;
 
 /** Checks every entry and writes it; shared by the tar and zip readers. */
 class Writer {
@@ -135,9 +137,9 @@ class Writer {
   private bytes = 0;
   private entries = 0;
   /**
-   * Small files are read whole, hashed, and then written in the background
-   * (open, write, close are three trips to the thread pool each) while the
-   * next entries are read: up to IN_FLIGHT at once.
+   * Small files are read whole, then hashed and written by the write thread
+   * (lib/toolchains/write-thread.ts) while the next entries are read: up to
+   * IN_FLIGHT at once. Their records get their sha256 when the thread answers.
    */
   private readonly inflight = new Set<Promise<void>>();
   private readonly inflightPaths = new Set<string>();
@@ -235,11 +237,15 @@ class Writer {
           const err = overflow(size - Math.max(before, declaredSize));
           if (err) throw err;
         }
-        hash.update(chunk);
+        // A small file is hashed by the write thread, with its bytes.
+        if (fh) hash.update(chunk);
         pending.push(chunk);
         pendingBytes += chunk.length;
         // A header that understated the size: stream the rest like a large file.
-        if (!fh && pendingBytes > SMALL_FILE) fh = await open(abs, "wx", perm);
+        if (!fh && pendingBytes > SMALL_FILE) {
+          fh = await open(abs, "wx", perm);
+          for (const c of pending) hash.update(c);
+        }
         if (fh && pendingBytes >= 256 * 1024) {
           await fh.writev(pending);
           pending = [];
@@ -250,25 +256,23 @@ class Writer {
     } finally {
       await fh?.close();
     }
-    if (!fh) await this.writeLater(rel, abs, perm, pending);
-    const rec: FileRecord = { path: rel, type: "file", size, mode: perm, sha256: hash.digest("hex") };
+    const rec: FileRecord = { path: rel, type: "file", size, mode: perm };
+    if (fh) rec.sha256 = hash.digest("hex");
+    else await this.writeLater(rel, abs, perm, pending, rec);
     this.files.push(rec);
     this.written.set(rel, rec);
   }
 
-  /** Write a small file's bytes in the background (see `inflight`). */
-  private async writeLater(rel: string, abs: string, perm: number, chunks: Buffer[]): Promise<void> {
+  /** Hand a small file to the write thread (see `inflight`); `rec` gets its sha256 when written. */
+  private async writeLater(rel: string, abs: string, perm: number, chunks: Buffer[], rec: FileRecord): Promise<void> {
     while (this.inflight.size >= IN_FLIGHT) await Promise.race(this.inflight);
     if (this.inflightError !== undefined) throw this.inflightError;
     this.inflightPaths.add(rel);
-    const job: Promise<void> = (async () => {
-      const fh = await open(abs, "wx", perm);
-      try {
-        if (chunks.length) await fh.writev(chunks);
-      } finally {
-        await fh.close();
-      }
-    })()
+    const job: Promise<void> = writeThread()
+      .write(abs, perm, chunks)
+      .then((sha256) => {
+        rec.sha256 = sha256;
+      })
       .catch((e: unknown) => {
         this.inflightError ??= e;
       })
@@ -590,5 +594,7 @@ export async function copyTree(src: string, dest: string, signal?: AbortSignal):
     }
   };
   await walk("");
+  // Small files are still being written (and hashed) in the background.
+  await w.settle();
   return { format: "tar", root: undefined, files: w.files, unpackedBytes: w.unpackedBytes };
 }

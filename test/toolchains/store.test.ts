@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, it, after } from "node:test";
 import { randomBytes } from "node:crypto";
 import { storePaths } from "../../lib/toolchains/paths.js";
-import { installArchive, verifyStore, listEntries, gcStore, removePackage } from "../../lib/toolchains/store.js";
+import { installArchive, installDirectory, verifyStore, listEntries, gcStore, removePackage } from "../../lib/toolchains/store.js";
 import { ChecksumMismatchError, DownloadError, SizeMismatchError, StoreWriteError, UnsafeArchiveError } from "../../lib/toolchains/errors.js";
 import { tempDir } from "../helpers/cli.js";
 import { makeArchive, makeCa, rawTar, rawZip, sha256, startConnectProxy, startHttpsServer, startServer, type Format, type Tree } from "./fixtures.js";
@@ -391,5 +391,33 @@ describe("unpacking writes small files in the background", () => {
     // Every recorded hash is the hash of what is on disk.
     assert.equal(r.files.length, 203);
     for (const f of r.files) assert.equal(f.sha256, sha256(await readFile(join(dest, r.root ?? "", f.path))), f.path);
+  });
+});
+
+describe("directory snapshots (platform_packages NAME @ file:///dir)", () => {
+  it("copies every file, hashed, before the entry is published; the same tree is stored once", async () => {
+    const src = await tempDir("kiln-dir-src-");
+    const want = new Map<string, Buffer>();
+    for (let i = 0; i < 600; i++) {
+      const rel = `lib/d${i % 7}/f${i}.h`;
+      const body = randomBytes(500 + (i % 50) * 40);
+      await mkdir(join(src, `lib/d${i % 7}`), { recursive: true });
+      await writeFile(join(src, rel), body);
+      want.set(rel, body);
+    }
+    await writeFile(join(src, "big.bin"), randomBytes(700_000));
+    want.set("big.bin", await readFile(join(src, "big.bin")));
+    const { symlink } = await import("node:fs/promises");
+    await symlink("big.bin", join(src, "link.bin"));
+    const paths = await storeDir();
+    const spec = { name: "fw", version: "dir", host: "*", dir: src };
+    const r = await installDirectory(paths, spec);
+    for (const [rel, body] of want) assert.ok((await readFile(join(r.dir, rel))).equals(body), rel);
+    assert.equal(await readlink(join(r.dir, "link.bin")), "big.bin");
+    const again = await installDirectory(paths, { ...spec, name: "fw-copy" });
+    assert.equal(again.key, r.key, "the same tree, the same entry");
+    assert.equal((await listEntries(paths)).length, 1);
+    const verified = await verifyStore(paths);
+    assert.deepEqual(verified.map((v) => v.ok), [true]);
   });
 });
