@@ -12,6 +12,7 @@ import { networkOptions } from "./index.js";
 import type { LockedArchive, LockedPackage } from "./lockfile.js";
 import type { StorePaths } from "./paths.js";
 import { installArchive, installDirectory, type InstallProgress } from "./store.js";
+import { writeThread } from "./write-thread.js";
 
 export interface MissingPackage {
   name: string;
@@ -167,6 +168,8 @@ async function withoutOptimizer<T>(f: () => Promise<T>): Promise<T> {
  * stops the others (each cleans up after itself) and is the one thrown.
  */
 export function installMissing(opts: { paths: StorePaths; host: Host; missing: MissingPackage[]; settings: Settings; reporter: Reporter; signal?: AbortSignal | undefined }): Promise<InstalledPackage[]> {
+  // The unpacking's write thread boots while the download client loads and the first request goes out.
+  writeThread().prestart();
   return withoutOptimizer(() => installAll(opts));
 }
 
