@@ -65,8 +65,10 @@ class WriteThread {
 
   /** Hash `chunks` (at most SLOT_BYTES in all) and write them to `path`; resolves to their sha256. */
   async write(path: string, mode: number, chunks: readonly Buffer[]): Promise<string> {
-    const worker = this.start();
+    this.start();
     const slot = this.free.pop() ?? (await new Promise<number>((r) => this.slotWaiters.push(r)));
+    // After the wait: the thread may have been replaced meanwhile.
+    const worker = this.start();
     let size = 0;
     for (const c of chunks) {
       this.view!.set(c, slot * SLOT_BYTES + size);
@@ -77,7 +79,11 @@ class WriteThread {
     if (this.jobs.size === 0) worker.ref();
     return new Promise<string>((resolve, reject) => {
       this.jobs.set(id, { slot, resolve, reject });
-      worker.postMessage({ id, slot, size, path, mode });
+      try {
+        worker.postMessage({ id, slot, size, path, mode });
+      } catch (e) {
+        this.settle({ id, error: { message: `the file-writing thread is gone (${(e as Error).message})` } });
+      }
     });
   }
 
@@ -86,11 +92,19 @@ class WriteThread {
     this.start();
   }
 
+  /** End the thread; what it still held fails, and the next write starts another. */
+  async stop(): Promise<void> {
+    await this.worker?.terminate();
+  }
+
   private start(): Worker {
     if (this.worker) return this.worker;
-    this.shared ??= new SharedArrayBuffer(SLOTS * SLOT_BYTES);
-    this.view ??= new Uint8Array(this.shared);
-    this.free = [...Array(SLOTS).keys()];
+    if (!this.shared) {
+      // Once: a replaced thread's slots come back through release(), never twice.
+      this.shared = new SharedArrayBuffer(SLOTS * SLOT_BYTES);
+      this.view = new Uint8Array(this.shared);
+      this.free = [...Array(SLOTS).keys()];
+    }
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { shared: this.shared }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 } });
     worker.on("message", (m: Reply) => this.settle(m));
     // A worker that dies (out of its memory limit, say) fails what it held; the next write starts another.
