@@ -30,6 +30,22 @@ const clipanionEsm = {
   },
 };
 
+/**
+ * got imports http2-wrapper (which loads Node's http2) for its `http2` option alone, which kiln
+ * never sets: ~25-35 ms of every package install's start. The bundle gets a stand-in that says so
+ * if it is ever reached.
+ */
+const noHttp2 = {
+  name: "no-http2",
+  setup(b) {
+    b.onResolve({ filter: /^http2-wrapper$/ }, () => ({ path: "http2-wrapper", namespace: "kiln-stub" }));
+    b.onLoad({ filter: /.*/, namespace: "kiln-stub" }, () => ({
+      loader: "js",
+      contents: 'const no = () => { throw new Error("kiln does not use HTTP/2 (got\'s http2 option)"); };\nexport default { get auto() { return no(); }, get globalAgent() { return no(); } };\n',
+    }));
+  },
+};
+
 // Start empty: chunk names carry content hashes, so old ones would pile up (and ship).
 rmSync(join(root, "dist", "bundle"), { recursive: true, force: true });
 
@@ -74,7 +90,7 @@ await build({
   chunkNames: "chunks/[name]-[hash]",
   logLevel: "warning",
   legalComments: "none",
-  plugins: [clipanionEsm],
+  plugins: [clipanionEsm, noHttp2],
   // got's CommonJS dependencies (http2-wrapper) require() Node's modules, which an ESM chunk can do
   // only with a require of its own.
   banner: { js: 'import { createRequire as kilnCreateRequire } from "node:module"; const require = kilnCreateRequire(import.meta.url);' },
