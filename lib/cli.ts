@@ -37,9 +37,10 @@ export async function run(rawArgv: string[]): Promise<number> {
   const cli = new Cli<KilnContext>({ binaryLabel: "kiln", binaryName: "kiln", binaryVersion: VERSION, enableCapture: false, enableColors });
   // clipanion compiles one state machine over every registered command, which
   // costs tens of milliseconds per run, and each command module has its own
-  // imports. A known first word loads and registers its commands only;
-  // anything else (help, typos) gets them all, for suggestions.
-  for (const c of await loadCommands(argv[0])) cli.register(c);
+  // imports. A known first word loads and registers its commands only (a
+  // group's known second word, its one command); anything else (help,
+  // typos) gets them all, for suggestions.
+  for (const c of await loadCommands(argv[0], argv[1])) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
 

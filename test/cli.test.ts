@@ -25,6 +25,12 @@ test("usage errors exit 2 without a stack trace", async () => {
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   }
+  // A group's unknown second word loads the whole group, to suggest its commands.
+  for (const [args, suggestion] of [[["pkg", "instal"], /kiln pkg install/], [["peer", "aprove"], /kiln peer approve/]] as const) {
+    const r = await runCli([...args]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stdout + r.stderr, suggestion);
+  }
 });
 
 test("a missing project config exits 3 with a hint", async () => {

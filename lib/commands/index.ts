@@ -10,7 +10,22 @@
 import type { CommandClass } from "clipanion";
 import type { KilnContext } from "./base.js";
 
-type Loader = () => Promise<Array<CommandClass<KilnContext>>>;
+type Commands = Array<CommandClass<KilnContext>>;
+/** Loads a first word's commands; a group gets its second word too. */
+type Loader = (secondWord?: string) => Promise<Commands>;
+
+/**
+ * A command group (`kiln pkg …`, `kiln peer …`): a known second word loads
+ * its module alone (clipanion's state machine over all of a group's commands
+ * cost ≈ 20 ms of `kiln pkg install`); anything else (help, a typo) loads
+ * them all, for the usage and the suggestions.
+ */
+function group(subs: Record<string, () => Promise<Commands>>): Loader {
+  return async (second) => {
+    if (second !== undefined && Object.hasOwn(subs, second)) return subs[second]!();
+    return (await Promise.all(Object.values(subs).map((load) => load()))).flat();
+  };
+}
 
 export const commandTable: Array<{ word: string; load: Loader }> = [
   { word: "boards", load: async () => [(await import("./boards.js")).BoardsCommand] },
@@ -29,51 +44,37 @@ export const commandTable: Array<{ word: string; load: Loader }> = [
   { word: "device", load: async () => [(await import("./monitor.js")).MonitorCommand] },
   {
     word: "peer",
-    load: async () => {
-      const [serve, pair, approve, list, remove, code] = await Promise.all([
-        import("./peer/serve.js"),
-        import("./peer/pair.js"),
-        import("./peer/approve.js"),
-        import("./peer/list.js"),
-        import("./peer/remove.js"),
-        import("./peer/code.js"),
-      ]);
-      return [
-        serve.PeerServeCommand,
-        pair.PeerPairCommand,
-        approve.PeerApproveCommand,
-        approve.PeerDenyCommand,
-        list.PeerListCommand,
-        remove.PeerRemoveCommand,
-        remove.PeerRevokeCommand,
-        remove.PeerEnableCommand,
-        remove.PeerDisableCommand,
-        code.PeerCodeCommand,
-      ];
-    },
+    load: group({
+      serve: async () => [(await import("./peer/serve.js")).PeerServeCommand],
+      pair: async () => [(await import("./peer/pair.js")).PeerPairCommand],
+      approve: async () => [(await import("./peer/approve.js")).PeerApproveCommand],
+      deny: async () => [(await import("./peer/approve.js")).PeerDenyCommand],
+      list: async () => [(await import("./peer/list.js")).PeerListCommand],
+      remove: async () => [(await import("./peer/remove.js")).PeerRemoveCommand],
+      revoke: async () => [(await import("./peer/remove.js")).PeerRevokeCommand],
+      enable: async () => [(await import("./peer/remove.js")).PeerEnableCommand],
+      disable: async () => [(await import("./peer/remove.js")).PeerDisableCommand],
+      code: async () => [(await import("./peer/code.js")).PeerCodeCommand],
+    }),
   },
   { word: "run", load: async () => [(await import("./run.js")).RunCommand] },
   { word: "upload", load: async () => [(await import("./upload.js")).UploadCommand] },
   {
     word: "pkg",
-    load: async () => {
-      const [gc, install, list, remove, update, verify] = await Promise.all([
-        import("./pkg/gc.js"),
-        import("./pkg/install.js"),
-        import("./pkg/list.js"),
-        import("./pkg/remove.js"),
-        import("./pkg/update.js"),
-        import("./pkg/verify.js"),
-      ]);
-      return [gc.PkgGcCommand, install.PkgInstallCommand, list.PkgListCommand, remove.PkgRemoveCommand, update.PkgUpdateCommand, verify.PkgVerifyCommand];
-    },
+    load: group({
+      gc: async () => [(await import("./pkg/gc.js")).PkgGcCommand],
+      install: async () => [(await import("./pkg/install.js")).PkgInstallCommand],
+      list: async () => [(await import("./pkg/list.js")).PkgListCommand],
+      remove: async () => [(await import("./pkg/remove.js")).PkgRemoveCommand],
+      update: async () => [(await import("./pkg/update.js")).PkgUpdateCommand],
+      verify: async () => [(await import("./pkg/verify.js")).PkgVerifyCommand],
+    }),
   },
 ];
 
-/** The command classes for an argv: those of its first word, or all of them (help, unknown words). */
-export async function loadCommands(firstWord: string | undefined): Promise<Array<CommandClass<KilnContext>>> {
+/** The command classes for an argv: those of its first word (and a group's second), or all of them (help, unknown words). */
+export async function loadCommands(firstWord: string | undefined, secondWord?: string): Promise<Commands> {
   const hits = commandTable.filter((e) => e.word === firstWord && firstWord !== "help");
-  const entries = hits.length ? hits : commandTable;
-  const lists = await Promise.all(entries.map((e) => e.load()));
+  const lists = hits.length ? await Promise.all(hits.map((e) => e.load(secondWord))) : await Promise.all(commandTable.map((e) => e.load()));
   return [...new Set(lists.flat())];
 }
