@@ -127,6 +127,24 @@ const SMALL_FILE = SLOT_BYTES;
 /** Small files handed to the write thread at once, per unpacking package (its slots; see write-thread.ts). */
 const IN_FLIGHT = 4;
 
+/** A stream read by its events (a tar entry). */
+interface Gatherable {
+  on(event: "data", fn: (chunk: Buffer) => void): unknown;
+  once(event: "end", fn: () => void): unknown;
+  once(event: "error", fn: (e: unknown) => void): unknown;
+}
+
+/** All of a stream's chunks, once it ends. */
+function gather(body: Gatherable): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    // 'end' first: a 'data' listener starts the flow, which may end the stream at once.
+    body.once("end", () => resolve(chunks));
+    body.once("error", reject);
+    body.on("data", (c) => void chunks.push(c));
+  });
+}
+
 /** Checks every entry and writes it; shared by the tar and zip readers. */
 class Writer {
   readonly files: FileRecord[] = [];
@@ -210,9 +228,27 @@ class Writer {
     return abs;
   }
 
-  async file(rel: string, mode: number, declaredSize: number, body: AsyncIterable<Buffer>): Promise<void> {
+  /**
+   * Write one regular file. `exact`: the reader guarantees the body is exactly
+   * `declaredSize` bytes (tar's parser cuts entries by their header's size), so
+   * a small one is gathered by events, without an async iterator per file.
+   */
+  async file(rel: string, mode: number, declaredSize: number, body: AsyncIterable<Buffer> | Gatherable, exact = false): Promise<void> {
     this.count(rel, declaredSize);
     const abs = await this.replace(rel);
+    if (exact && declaredSize <= SMALL_FILE && "on" in body) {
+      if (this.inflightError !== undefined) throw this.inflightError;
+      const chunks = await gather(body);
+      if (this.opts.signal?.aborted) throw new CancelledError();
+      const size = chunks.reduce((n, c) => n + c.length, 0);
+      if (size !== declaredSize) throw new UnsupportedArchiveError(this.opts.label, `entry '${rel}' holds ${size} bytes, its header says ${declaredSize}`);
+      const rec: FileRecord = { path: rel, type: "file", size, mode: (mode & 0o777) | 0o600 };
+      await this.writeLater(rel, abs, rec.mode, chunks, rec);
+      this.files.push(rec);
+      this.written.set(rel, rec);
+      return;
+    }
+    const iterable = body as AsyncIterable<Buffer>;
     const hash = createHash("sha256");
     let size = 0;
     const perm = (mode & 0o777) | 0o600;
@@ -228,7 +264,7 @@ class Writer {
     let pending: Buffer[] = [];
     try {
       let pendingBytes = 0;
-      for await (const chunk of body) {
+      for await (const chunk of iterable) {
         if (this.opts.signal?.aborted) throw new CancelledError();
         const before = size;
         size += chunk.length;
@@ -364,7 +400,7 @@ async function extractTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer
           case "OldFile":
           case "ContiguousFile":
             if (!rel) return void entry.resume();
-            return await w.file(rel, entry.mode ?? 0o644, entry.size, entry as unknown as AsyncIterable<Buffer>);
+            return await w.file(rel, entry.mode ?? 0o644, entry.size, entry as unknown as Gatherable, true);
           case "SymbolicLink":
             entry.resume();
             return await w.symlink(rel, entry.linkpath ?? "");
