@@ -15,10 +15,10 @@ import { tempDir } from "../helpers/cli.js";
 const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
 describe("the write thread", () => {
-  it("writes and hashes many more files than it has slots, each from its chunks", async () => {
+  it("writes and hashes many more files than it has slots (a full slot and an empty file among them)", async () => {
     const dir = await tempDir("kiln-wt-");
     const files = Array.from({ length: 60 }, (_, i) => {
-      const body = randomBytes(i === 0 ? SLOT_BYTES : 1 + i * 997);
+      const body = randomBytes(i === 0 ? SLOT_BYTES : i === 1 ? 0 : 1 + i * 997);
       // Split into uneven chunks, as tar hands them over.
       const chunks = [body.subarray(0, body.length >> 2), body.subarray(body.length >> 2)];
       return { path: join(dir, `f${i}`), body, chunks };
