@@ -33,7 +33,8 @@ const clipanionEsm = {
 /**
  * got imports http2-wrapper (which loads Node's http2) for its `http2` option alone, which kiln
  * never sets: ~25-35 ms of every package install's start. The bundle gets a stand-in that says so
- * if it is ever reached.
+ * if it is ever reached. (http2-wrapper is also got's only CommonJS dependency: without it no chunk
+ * calls require(), which an ESM chunk could do only with a createRequire of its own in every chunk.)
  */
 const noHttp2 = {
   name: "no-http2",
@@ -91,7 +92,4 @@ await build({
   logLevel: "warning",
   legalComments: "none",
   plugins: [clipanionEsm, noHttp2],
-  // got's CommonJS dependencies (http2-wrapper) require() Node's modules, which an ESM chunk can do
-  // only with a require of its own.
-  banner: { js: 'import { createRequire as kilnCreateRequire } from "node:module"; const require = kilnCreateRequire(import.meta.url);' },
 });

@@ -18,7 +18,7 @@ import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { CancelledError, errnoCode } from "../core/errors.js";
 import { UnsafeArchiveError, UnsupportedArchiveError } from "./errors.js";
-import { SLOT_BYTES, writeThread } from "./write-thread.js";
+import { SLOT_BYTES, SLOTS, writeThread } from "./write-thread.js";
 
 export type ArchiveFormat = "tar" | "tar.gz" | "tar.bz2" | "tar.xz" | "tar.zst" | "zip";
 
@@ -124,8 +124,8 @@ async function decompressor(format: ArchiveFormat): Promise<Duplex | undefined> 
 
 /** Files up to this size are read whole, then hashed and written by the write thread. */
 const SMALL_FILE = SLOT_BYTES;
-/** Small files handed to the write thread at once, per unpacking package (its slots; see write-thread.ts). */
-const IN_FLIGHT = 4;
+/** Small files handed to the write thread at once, per unpacking package: as many as it has slots. */
+const IN_FLIGHT = SLOTS;
 
 /** A stream read by its events (a tar entry). */
 interface Gatherable {

@@ -16,7 +16,7 @@ import { Worker } from "node:worker_threads";
 /** Largest file a slot holds (the unpacker's small-file size). */
 export const SLOT_BYTES = 256 * 1024;
 /** Files in flight to the thread (more did not make it faster; each slot is 256 KiB of resident memory). */
-const SLOTS = 4;
+export const SLOTS = 4;
 
 // CommonJS run by the worker (eval): Node's own modules only.
 const WORKER_SOURCE = `
