@@ -55,7 +55,7 @@ export async function makeArchive(format: Format, tree: Tree, top: string | unde
 export interface RawTarEntry {
   path: string;
   type: "File" | "Directory" | "SymbolicLink" | "Link" | "CharacterDevice" | "FIFO";
-  body?: string;
+  body?: string | Buffer;
   linkpath?: string;
   size?: number;
 }

@@ -3,6 +3,7 @@ import { readFile, readdir, readlink, stat, writeFile, mkdir } from "node:fs/pro
 import { join } from "node:path";
 import { describe, it, after } from "node:test";
 import { randomBytes } from "node:crypto";
+import { gzipSync } from "node:zlib";
 import { storePaths } from "../../lib/toolchains/paths.js";
 import { installArchive, installDirectory, verifyStore, listEntries, gcStore, removePackage } from "../../lib/toolchains/store.js";
 import { ChecksumMismatchError, DownloadError, SizeMismatchError, StoreWriteError, UnsafeArchiveError } from "../../lib/toolchains/errors.js";
@@ -259,6 +260,20 @@ describe("hostile archives are refused", () => {
         assert.match(e.message, re);
         return true;
       });
+      assert.deepEqual(await readdir(paths.entries).catch(() => []), []);
+      assert.deepEqual(await leftovers(paths), []);
+    });
+  }
+
+  for (const format of ["tar.gz", "tar"] as const) {
+    it(`a hostile first entry of a large ${format} fails it while the download still has megabytes to send, leaving nothing`, async () => {
+      const s = await server;
+      // Incompressible: the unpacker is behind the download, writing and waiting for 'drain', when the entry fails it.
+      const tarball = rawTar([{ path: "pkg/fifo", type: "FIFO" }, { path: "pkg/big.bin", type: "File", body: randomBytes(8 << 20) }]);
+      const body = format === "tar" ? tarball : gzipSync(tarball, { level: 1 });
+      s.routes.set(`/hostile-large.${format}`, { body });
+      const paths = await storeDir();
+      await assert.rejects(installArchive(paths, { name: "h", version: "1", host: "linux-x64", url: `${s.url}/hostile-large.${format}`, expected: { sha256: sha256(body) } }, fast), (e: unknown) => e instanceof UnsafeArchiveError && /FIFO/.test(e.message));
       assert.deepEqual(await readdir(paths.entries).catch(() => []), []);
       assert.deepEqual(await leftovers(paths), []);
     });
