@@ -40,7 +40,9 @@ export async function run(rawArgv: string[]): Promise<number> {
   // imports. A known first word loads and registers its commands only (a
   // group's known second word, its one command); anything else (help,
   // typos) gets them all, for suggestions.
-  for (const c of await loadCommands(argv[0], argv[1])) cli.register(c);
+  // `kiln --version` (or `-v` alone) needs clipanion's built-in command only.
+  const versionOnly = argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v");
+  if (!versionOnly) for (const c of await loadCommands(argv[0], argv[1])) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
 

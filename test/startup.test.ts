@@ -46,3 +46,25 @@ test("a no-op build loads none of got, tar, serialport, execa, p-limit, ora…",
     if (args.includes("-k")) assert.ok(urls.some((u) => u.endsWith("/dist/bundle/cli.js")), "the -k run did not take the normal path");
   }
 });
+
+test("`kiln --version` loads no command module", async () => {
+  const dir = await tempDir("kiln-startup-version-");
+  const trace = join(dir, "imports.txt");
+  await writeFile(trace, "");
+  let out = "";
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(process.execPath, ["--import", join(repoRoot, "test/fixtures/trace-imports.mjs"), kilnBin, "--version"], {
+      env: { ...process.env, KILN_HOME: join(dir, "home"), NO_COLOR: "1", KILN_TRACE_IMPORTS: trace },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.on("close", resolve);
+  });
+  assert.equal(code, 0);
+  assert.match(out, /^\d+\.\d+\.\d+/);
+  const urls = (await readFile(trace, "utf8")).split("\n").filter((u) => u.includes("/dist/bundle/"));
+  assert.ok(urls.length > 0, "the trace saw no kiln module: the hook did not run");
+  const texts = await Promise.all(urls.map((u) => readFile(fileURLToPath(u), "utf8")));
+  const commands = texts.flatMap((t) => t.match(/^\/\/ dist\/commands\/\S+\.js$/gm) ?? []).filter((c) => !/\/(base|index)\.js$/.test(c));
+  assert.deepEqual(commands, []);
+});
