@@ -104,5 +104,9 @@ for (const [name, r] of Object.entries(rows)) {
   const ms = r.map((x) => x.ms);
   console.log(`| ${name === "kiln" ? "kiln pkg install" : "curl -s URL \\| tar -xz"} | ${med(ms).toFixed(0)} | ${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} | ${(Math.max(...r.map((x) => x.rssKb)) / 1024).toFixed(0)} |`);
 }
+// Each round runs kiln then curl | tar back to back: their ratio within a round cancels the host's
+// drift from round to round (this machine's speed moves by tens of percent within minutes).
+const paired = rows.kiln.map((r, i) => r.ms / rows.curl[i].ms);
 console.log(`\nkiln / curl|tar = ${(k / c).toFixed(2)}× (target ≤ 1.3×); kiln peak RSS ${rss.toFixed(0)} MB (target < 100 MB)`);
+console.log(`round by round: median ${med(paired).toFixed(2)}× (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}×), within 1.3× in ${paired.filter((x) => x <= 1.3).length} of ${paired.length} rounds`);
 void spawnSync;
