@@ -28,7 +28,8 @@ export function requireTools(tools) {
  */
 export function hyperfine(scenario, tools, { runs, warmup = 1, env, interleave = true }) {
   const load = loadavg()[0];
-  const rows = tools.map((t) => ({ scenario, name: t.name, times: [], cpuSum: 0, load }));
+  // `rounds`: the i-th time of every row is from the same round (interleaved runs).
+  const rows = tools.map((t) => ({ scenario, name: t.name, times: [], cpuSum: 0, load, rounds: interleave }));
   const add = (i, r) => {
     rows[i].times.push(...r.times);
     rows[i].cpuSum += r.cpu * r.times.length;
@@ -83,13 +84,26 @@ export function printTable(title, rows, { ratios = [], floor } = {}) {
     console.log(`| ${r.scenario} | ${r.name} | ${fmt(median(r))} | ${fmt(t[0])}–${fmt(t.at(-1))} | ${fmt(r.cpu)} | ${t.length} | ${r.load.toFixed(2)} |`);
   }
   if (ratios.length) {
-    console.log("\n| Ratio | Value |\n|---|---:|");
+    // Round by round: the tools' runs are interleaved (hyperfine()), so the i-th time of each row
+    // is from the same round; their ratio within a round cancels the host's drift between rounds.
+    const row = (scenario, name) => rows.find((r) => r.scenario === scenario && r.name === name);
+    const paired = (fn, ...rs) => {
+      if (rs.some((r) => !r || !r.rounds || r.times.length !== rs[0].times.length)) return "";
+      const per = rs[0].times.map((_, i) => fn(...rs.map((r) => r.times[i])));
+      return `${median({ times: per }).toFixed(2)}× (${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})`;
+    };
+    console.log("\n| Ratio | Of the medians | Round by round: median (min–max) |\n|---|---:|---:|");
     for (const [scenario, a, b, extra] of ratios) {
-      const ma = median(rows.find((r) => r.scenario === scenario && r.name === a));
-      const mb = median(rows.find((r) => r.scenario === scenario && r.name === b));
-      console.log(`| ${scenario}: ${a} / ${b} | ${(ma / mb).toFixed(2)}× |`);
+      const ra = row(scenario, a);
+      const rb = row(scenario, b);
+      const ma = median(ra);
+      const mb = median(rb);
+      console.log(`| ${scenario}: ${a} / ${b} | ${(ma / mb).toFixed(2)}× | ${paired((x, y) => x / y, ra, rb)} |`);
       const f = typeof floor === "function" ? floor(scenario) : floor;
-      if (extra === "floor" && f) console.log(`| ${scenario}: ${a} / (${b} + node floor) | ${(ma / (mb + f)).toFixed(2)}× |`);
+      if (extra === "floor" && f) {
+        const rf = row(scenario, "node -e 0");
+        console.log(`| ${scenario}: ${a} / (${b} + node floor) | ${(ma / (mb + f)).toFixed(2)}× | ${rf ? paired((x, y, z) => x / (y + z), ra, rb, rf) : ""} |`);
+      }
     }
   }
 }
