@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { kilnBin, repoRoot, runCli, tempDir, writeTree } from "./helpers/cli.js";
@@ -67,4 +67,17 @@ test("`kiln --version` loads no command module", async () => {
   const texts = await Promise.all(urls.map((u) => readFile(fileURLToPath(u), "utf8")));
   const commands = texts.flatMap((t) => t.match(/^\/\/ dist\/commands\/\S+\.js$/gm) ?? []).filter((c) => !/\/(base|index)\.js$/.test(c));
   assert.deepEqual(commands, []);
+});
+
+test("the bundled got still words its type errors (its Intl.ListFormat objects are made on first use)", async () => {
+  // scripts/bundle.mjs makes @sindresorhus/is build its list formatters lazily; the wording needs them.
+  const dir = join(repoRoot, "dist", "bundle", "chunks");
+  let got: ((url: string, opts: object) => unknown) | undefined;
+  for (const f of await readdir(dir)) {
+    if (!(await readFile(join(dir, f), "utf8")).includes("// node_modules/got/")) continue;
+    const m = (await import(join(dir, f))) as Record<string, unknown>;
+    got = Object.values(m).find((v): v is NonNullable<typeof got> => typeof v === "function" && typeof (v as { stream?: unknown }).stream === "function");
+  }
+  assert.ok(got, "no bundled chunk exports got");
+  await assert.rejects(async () => got("http://127.0.0.1:1/", { timeout: { request: "soon" } }), /Expected values which are `number` or `undefined`\. Received values of type `string`/);
 });
