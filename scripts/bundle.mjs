@@ -52,21 +52,18 @@ const noHttp2 = {
  * wording of its error messages: ICU's list data costs ~15 ms of every download's start. The bundle
  * makes them on first use instead. Fails the build if the package no longer reads that way.
  */
+let listFormatPatched = false;
 const lazyListFormat = {
   name: "lazy-list-format",
   setup(b) {
-    let replaced = false;
     b.onLoad({ filter: /[\\/]@sindresorhus[\\/]is[\\/].*\.js$/ }, (args) => {
       const text = readFileSync(args.path, "utf8");
       const made = /new Intl\.ListFormat\(/g;
       if (!made.test(text)) return undefined;
-      replaced = true;
+      listFormatPatched = true;
       const contents = text.replace(made, "kilnLazyListFormat(");
       const helper = "const kilnLazyListFormat = (...a) => { let f; return { format: (list) => (f ??= new Intl.ListFormat(...a)).format(list) }; };\n";
       return { loader: "js", contents: helper + contents };
-    });
-    b.onEnd((result) => {
-      if (!replaced && result.errors.length === 0) result.errors.push({ text: "lazy-list-format: @sindresorhus/is no longer makes Intl.ListFormat objects as it loads; drop or update this plugin" });
     });
   },
 };
@@ -117,3 +114,4 @@ await build({
   legalComments: "none",
   plugins: [clipanionEsm, noHttp2, lazyListFormat],
 });
+if (!listFormatPatched) throw new Error("scripts/bundle.mjs: @sindresorhus/is no longer makes Intl.ListFormat objects as it loads; update or drop the lazy-list-format plugin");
