@@ -139,3 +139,12 @@ export async function buildMaybeRemote(options: BuildOptions, remote: { mode: "a
   // The launcher's no-op answer is for local builds only: with peers, the scheduler speaks.
   return buildWithPeers({ ...options, noopKey: undefined, mode, board: remote.board });
 }
+
+/**
+ * What `kiln pkg install` and `kiln pkg update` run: lib/project, lib/platforms and the installer,
+ * imported at once (awaiting each import() in turn cost the module loader a round trip each).
+ */
+export async function loadInstaller() {
+  const [project, platforms, envs] = await Promise.all([import("../project/index.js"), import("../platforms/index.js"), import("../toolchains/envs.js")]);
+  return { services: { ...project, ...platforms }, installProject: envs.installProject };
+}

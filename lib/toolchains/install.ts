@@ -8,6 +8,7 @@ import { setFlagsFromString } from "node:v8";
 import type { Settings } from "../core/config.js";
 import type { Reporter, StepHandle } from "../core/report.js";
 import type { Host } from "./hosts.js";
+import { loadGot } from "./download.js";
 import { networkOptions } from "./index.js";
 import type { LockedArchive, LockedPackage } from "./lockfile.js";
 import type { StorePaths } from "./paths.js";
@@ -168,8 +169,9 @@ async function withoutOptimizer<T>(f: () => Promise<T>): Promise<T> {
  * stops the others (each cleans up after itself) and is the one thrown.
  */
 export function installMissing(opts: { paths: StorePaths; host: Host; missing: MissingPackage[]; settings: Settings; reporter: Reporter; signal?: AbortSignal | undefined }): Promise<InstalledPackage[]> {
-  // The unpacking's write thread boots while the download client loads and the first request goes out.
+  // The unpacking's write thread boots, and the download client loads, while the locks are taken.
   writeThread().prestart();
+  if (opts.missing.some((m) => m.archive && /^https?:/i.test(m.archive.url))) loadGot().catch(() => undefined);
   return withoutOptimizer(() => installAll(opts));
 }
 

@@ -1,5 +1,5 @@
 import { Command, Option } from "clipanion";
-import { ProjectCommand } from "../base.js";
+import { ProjectCommand, loadInstaller } from "../base.js";
 
 export class PkgInstallCommand extends ProjectCommand {
   static override paths = [["pkg", "install"]];
@@ -24,8 +24,7 @@ export class PkgInstallCommand extends ProjectCommand {
   async execute(): Promise<number> {
     const reporter = await this.reporter();
     const { settings, signal } = this.context;
-    const services = { ...(await import("../../project/index.js")), ...(await import("../../platforms/index.js")) };
-    const { installProject } = await import("../../toolchains/envs.js");
+    const { services, installProject } = await loadInstaller();
     const result = await installProject(services, { dir: this.resolvedProjectDir(), environments: this.environments, settings, reporter, signal, offline: this.offline || settings.offline, frozenLockfile: this.frozenLockfile });
     if (this.json) reporter.event({ type: "result", envs: result });
     else for (const r of result) this.context.stdout.write(`${r.env}: ${Object.keys(r.packages).length} packages ready\n`);

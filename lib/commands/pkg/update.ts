@@ -1,5 +1,5 @@
 import { Command } from "clipanion";
-import { ProjectCommand } from "../base.js";
+import { ProjectCommand, loadInstaller } from "../base.js";
 
 export class PkgUpdateCommand extends ProjectCommand {
   static override paths = [["pkg", "update"]];
@@ -20,8 +20,7 @@ export class PkgUpdateCommand extends ProjectCommand {
   async execute(): Promise<number> {
     const reporter = await this.reporter();
     const { settings, signal } = this.context;
-    const services = { ...(await import("../../project/index.js")), ...(await import("../../platforms/index.js")) };
-    const { installProject } = await import("../../toolchains/envs.js");
+    const { services, installProject } = await loadInstaller();
     const result = await installProject(services, { dir: this.resolvedProjectDir(), environments: this.environments, settings, reporter, signal, update: true });
     if (this.json) reporter.event({ type: "result", envs: result });
     else this.context.stdout.write(`kiln.lock updated for ${result.map((r) => r.env).join(", ")}\n`);
