@@ -131,6 +131,14 @@ async function stage(staging: string, unpacked: string, root: string | undefined
   await writeFile(join(staging, "meta.json"), JSON.stringify(meta, null, 1));
 }
 
+/** An archive already in the store (installed earlier, or by a sibling while we waited for the lock). */
+async function foundInstalled(paths: StorePaths, spec: InstallSpec, key: string): Promise<InstallResult> {
+  await writeRef(paths, spec, key);
+  // A lock without sizes (a URL pinned by its sha256 alone) would otherwise report "0 B".
+  const size = spec.expected.size ?? (await readJson<EntryMeta>(metaFile(paths, key)))?.size ?? 0;
+  return { key, dir: contentDir(paths, key), downloaded: false, sha256: key, size };
+}
+
 /**
  * Make sure the archive of `spec` is in the store: download → verify →
  * extract → rename, once, under a per-package lock. Concurrent callers for
@@ -139,19 +147,13 @@ async function stage(staging: string, unpacked: string, root: string | undefined
  */
 export async function installArchive(paths: StorePaths, spec: InstallSpec, net: NetworkOptions & { signal?: AbortSignal | undefined; maxUnpackedBytes?: number | undefined }, progress: InstallProgress = {}): Promise<InstallResult> {
   const known = spec.expected.sha256?.toLowerCase();
-  if (known && (await entryInstalled(paths, known))) {
-    await writeRef(paths, spec, known);
-    return { key: known, dir: contentDir(paths, known), downloaded: false, sha256: known, size: spec.expected.size ?? 0 };
-  }
+  if (known && (await entryInstalled(paths, known))) return foundInstalled(paths, spec, known);
   const lockKey = known ?? createHash("sha256").update(spec.url).digest("hex");
   await mkdir(paths.locks, { recursive: true });
   const lock = await acquireLock(join(paths.locks, `${lockKey}.lock`), { signal: net.signal, onWait: () => progress.onPhase?.("wait") });
   let tmp: string | undefined;
   try {
-    if (known && (await entryInstalled(paths, known))) {
-      await writeRef(paths, spec, known);
-      return { key: known, dir: contentDir(paths, known), downloaded: false, sha256: known, size: spec.expected.size ?? 0 };
-    }
+    if (known && (await entryInstalled(paths, known))) return foundInstalled(paths, spec, known);
     tmp = await makeTmp(paths, `${spec.name}@${spec.version}`);
     progress.onStart?.(spec);
     const archive = join(tmp, "archive");

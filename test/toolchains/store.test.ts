@@ -47,6 +47,19 @@ describe("store install", () => {
     });
   }
 
+  it("reports the stored size of an archive it finds installed when the lock gives none", async () => {
+    const s = await server;
+    const body = await makeArchive("tar.gz", TREE);
+    s.routes.set("/nosize.tgz", { body });
+    const paths = await storeDir();
+    const spec = { name: "tool-n", version: "1", host: "linux-x64", url: `${s.url}/nosize.tgz`, expected: { sha256: sha256(body) } };
+    const first = await installArchive(paths, spec, fast);
+    assert.equal(first.size, body.length);
+    const again = await installArchive(paths, spec, fast);
+    assert.equal(again.downloaded, false);
+    assert.equal(again.size, body.length);
+  });
+
   it("keeps an archive without a single top folder as is", async () => {
     const s = await server;
     const body = await makeArchive("tar.gz", { "a.txt": "a", "b/c.txt": "c" }, undefined);
