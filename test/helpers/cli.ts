@@ -3,6 +3,7 @@
  * and collect exit code, stdout and stderr.
  */
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -52,9 +53,31 @@ export async function runCli(args: string[], opts: CliOptions = {}): Promise<Cli
   return { code, signal, stdout, stderr, events };
 }
 
-/** A fresh temp dir; removed by the caller's t.after if wanted. */
+let processRoot: string | undefined;
+
+/**
+ * One folder per test process (node:test runs each file in its own), removed when that process
+ * exits, so a run leaves nothing in the system's temp folder: the suite makes thousands of stores,
+ * homes and projects. KILN_KEEP_TEST_TMP=1 keeps them for a look (the path is printed).
+ */
+function testRoot(): string {
+  if (processRoot) return processRoot;
+  const root = mkdtempSync(join(tmpdir(), "kiln-t-"));
+  processRoot = root;
+  process.once("exit", () => {
+    if (process.env.KILN_KEEP_TEST_TMP) return void process.stderr.write(`kept the test files in ${root}\n`);
+    try {
+      rmSync(root, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // A child still writing, or a folder a test made unreadable: the system's temp cleaner gets it.
+    }
+  });
+  return root;
+}
+
+/** A fresh temp dir, inside this test process's folder (removed at exit; a t.after may remove it sooner). */
 export async function tempDir(prefix = "kiln-test-"): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  return mkdtemp(join(testRoot(), prefix));
 }
 
 /** Write a tree of files: { "src/main.cpp": "…" }. */
