@@ -463,6 +463,7 @@ export class PeerServer {
 
   private async startAdmin(): Promise<void> {
     const path = this.adminPath();
+    checkSocketPath(path);
     await mkdir(join(this.opts.configDir, "peer"), { recursive: true, mode: 0o700 });
     if (await adminAlive(path)) {
       throw new KilnError("KILN_PEER_RUNNING", ExitCode.remote, `another 'kiln peer serve' is running for ${this.opts.configDir}`, { hint: "stop it first, or use another KILN_HOME" });
@@ -521,9 +522,25 @@ export class PeerServer {
   }
 }
 
+/**
+ * The longest Unix socket path every system takes (sun_path: 104 bytes on macOS, 108 on Linux, with
+ * the closing NUL). Node 20 binds and connects to a longer path cut short without a word: the socket
+ * would land outside its 0700 folder, under a name nothing looks for.
+ */
+const SOCKET_PATH_MAX = 103;
+
+function checkSocketPath(path: string): void {
+  const bytes = Buffer.byteLength(path);
+  if (bytes <= SOCKET_PATH_MAX) return;
+  throw new KilnError("KILN_PEER_SOCKET_PATH", ExitCode.config, `the peer's admin socket would be ${path}: ${bytes} bytes, over the ${SOCKET_PATH_MAX} a Unix socket path may have`, {
+    hint: "set KILN_HOME to a shorter folder (the same one for 'kiln peer serve' and 'kiln peer approve')",
+  });
+}
+
 /** Send one request to the running server's admin socket. */
 export async function adminRequest(configDir: string, msg: Record<string, unknown>): Promise<Record<string, unknown>> {
   const path = join(configDir, "peer", "admin.sock");
+  checkSocketPath(path);
   return new Promise((resolve, reject) => {
     const sock = netConnect(path);
     let buf = "";

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, cp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, cp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { kilnBin, repoRoot, runCli, tempDir, writeTree, type CliResult } from "../helpers/cli.js";
 import { spawnKiln, waitUntil, type RunningKiln } from "../helpers/serial-device.js";
@@ -172,6 +172,21 @@ describe("pairing", () => {
     const sameHome = await kiln(["peer", "serve", "--port", "0", "--json"], peer.home);
     assert.equal(sameHome.code, 8);
     assert.equal(errorCode(sameHome), "KILN_PEER_RUNNING");
+  });
+
+  it("a KILN_HOME too long for a Unix socket path is refused by name, and no socket is made anywhere", async () => {
+    const root = join(dir, "long");
+    const home = join(root, "h".repeat(Math.max(1, 100 - root.length)));
+    const serve = await kiln(["peer", "serve", "--port", "0", "--json"], home);
+    assert.equal(serve.code, 3, serve.stdout + serve.stderr);
+    assert.equal(errorCode(serve), "KILN_PEER_SOCKET_PATH");
+    const message = String(serve.events.find((e) => e.type === "error")?.message);
+    assert.ok(message.includes(join(home, "peer", "admin.sock")), message);
+    // Node would have bound the path cut at 107 bytes: somewhere under `root`, not where it was asked.
+    for (const f of (await readdir(root, { recursive: true })).map(String)) assert.ok(!(await stat(join(root, f))).isSocket(), `a socket was left at ${f}`);
+    const approve = await kiln(["peer", "approve", "abc", "--json"], home);
+    assert.equal(approve.code, 3, approve.stdout + approve.stderr);
+    assert.equal(errorCode(approve), "KILN_PEER_SOCKET_PATH");
   });
 
   it("at a terminal without --pin, the pin is shown and pairing goes on only after 'y'", async () => {
