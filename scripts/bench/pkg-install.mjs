@@ -7,9 +7,9 @@
 // more work (it hashes every byte twice: the archive's sha256 while downloading, each file's sha256
 // while unpacking, for `kiln pkg verify`), and unpacks as the bytes arrive. Targets: ≤ 1.3×
 // curl|tar, with kiln's peak RSS < 100 MB (streaming, never buffering the archive).
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -46,7 +46,7 @@ const small = join(work, "avrdude.tar.gz");
 mkdirSync(join(work, "s", "avrdude", "bin"), { recursive: true });
 writeFileSync(join(work, "s", "avrdude", "bin", "avrdude"), "x");
 await tar.create({ cwd: join(work, "s"), file: small, gzip: true }, ["avrdude"]);
-const smallSha = createHash("sha256").update((await import("node:fs")).readFileSync(small)).digest("hex");
+const smallSha = createHash("sha256").update(readFileSync(small)).digest("hex");
 
 const server = createServer((req, res) => {
   const file = req.url === "/toolchain.tar.gz" ? archive : small;
@@ -65,7 +65,7 @@ writeFileSync(
 // The server lives in this process, so the measured commands run async (spawnSync would block it).
 function timed(argv, env) {
   return new Promise((resolve, reject) => {
-    const child = (await_spawn)("/usr/bin/time", ["-f", "%e %M", ...argv], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn("/usr/bin/time", ["-f", "%e %M", ...argv], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
     child.stderr.on("data", (d) => (err += d));
     child.on("close", (code) => {
@@ -75,7 +75,6 @@ function timed(argv, env) {
     });
   });
 }
-const { spawn: await_spawn } = await import("node:child_process");
 
 const rows = { kiln: [], curl: [] };
 for (let i = 0; i < runs; i++) {
@@ -109,4 +108,3 @@ for (const [name, r] of Object.entries(rows)) {
 const paired = rows.kiln.map((r, i) => r.ms / rows.curl[i].ms);
 console.log(`\nkiln / curl|tar = ${(k / c).toFixed(2)}× (target ≤ 1.3×); kiln peak RSS ${rss.toFixed(0)} MB (target < 100 MB)`);
 console.log(`round by round: median ${med(paired).toFixed(2)}× (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}×), within 1.3× in ${paired.filter((x) => x <= 1.3).length} of ${paired.length} rounds`);
-void spawnSync;
