@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Bundle dist/ (tsc's output) into dist/bundle/: kiln's own modules, clipanion, got and tar's parser
-// in a few ESM chunks, so start-up resolves and parses a handful of files instead of ~45. Modules
-// that commands import lazily stay lazy (esbuild code splitting: one chunk per dynamic import; got
-// and tar are among those: loaded module by module from node_modules they took ~60 and ~15 ms more
-// before a package install's first request and first unpacked file). Every other package stays
-// external and is loaded from node_modules only when used (serialport, yauzl…).
+// Bundle dist/ (tsc's output) into dist/bundle/: kiln's own modules, clipanion, got, tar's parser
+// and p-limit in a few ESM chunks, so start-up resolves and parses a handful of files instead of ~45.
+// Modules that commands import lazily stay lazy (esbuild code splitting: one chunk per dynamic
+// import; got and tar are among those: loaded module by module from node_modules they took ~60 and
+// ~15 ms more before a package install's first request and first unpacked file; p-limit and its
+// queue, ~8 ms of resolving and loading two packages in every build that compiles). Every other
+// package stays external and is loaded from node_modules only when used (serialport, yauzl…).
 import { build } from "esbuild";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
@@ -13,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
-const bundled = new Set(["clipanion", "got", "tar"]);
+const bundled = new Set(["clipanion", "got", "tar", "p-limit"]);
 const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !bundled.has(d));
 
 const clipanionDir = join(root, "node_modules", "clipanion", "lib");
