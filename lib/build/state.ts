@@ -6,7 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createHash } from "node:crypto";
+// A namespace import: a named import of `hash` would fail to link on Node 20.10 and 20.11.
+import * as crypto from "node:crypto";
 import { writeFileAtomicSync } from "../core/fs.js";
 import { errnoCode } from "../core/errors.js";
 
@@ -56,8 +57,11 @@ export async function saveState(buildDir: string, state: BuildState): Promise<vo
   writeFileAtomicSync(statePath(buildDir), JSON.stringify(state));
 }
 
+/** Node's one-shot hash (20.12 and later): a third of createHash's cost for short texts, hashed per unit in every build. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string) => string }).hash;
+
 export function hashText(text: string): string {
-  return createHash("sha1").update(text).digest("hex");
+  return oneShot ? oneShot("sha1", text) : crypto.createHash("sha1").update(text).digest("hex");
 }
 
 /** The signature of a command line: its words, NUL-separated. */
