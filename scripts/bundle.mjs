@@ -4,8 +4,10 @@
 // Modules that commands import lazily stay lazy (esbuild code splitting: one chunk per dynamic
 // import; got and tar are among those: loaded module by module from node_modules they took ~60 and
 // ~15 ms more before a package install's first request and first unpacked file; p-limit and its
-// queue, ~8 ms of resolving and loading two packages in every build that compiles). Every other
-// package stays external and is loaded from node_modules only when used (serialport, yauzl…).
+// queue, ~8 ms of resolving and loading two packages in every build that compiles; typanion, the
+// CommonJS validators of `kiln upload`'s and `kiln monitor`'s options, whose import through Node's
+// CommonJS loader cost those commands ~60 ms). Every other package stays external and is loaded from
+// node_modules only when used (serialport, yauzl…).
 import { build } from "esbuild";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
@@ -14,7 +16,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
-const bundled = new Set(["clipanion", "got", "tar", "p-limit"]);
+const bundled = new Set(["clipanion", "got", "tar", "p-limit", "typanion"]);
 const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !bundled.has(d));
 
 const clipanionDir = join(root, "node_modules", "clipanion", "lib");

@@ -25,6 +25,12 @@ test("usage errors exit 2 without a stack trace", async () => {
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   }
+  // Option values checked by typanion (bundled into kiln's chunks) are named with what was expected.
+  for (const [args, message] of [[["monitor", "-b", "abc"], /Invalid value for -b: expected a number \(got "abc"\)/], [["upload", "--speed", "0"], /Invalid value for --speed/]] as const) {
+    const r = await runCli([...args]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
   // A group's unknown second word loads the whole group, to suggest its commands.
   for (const [args, suggestion] of [[["pkg", "instal"], /kiln pkg install/], [["peer", "aprove"], /kiln peer approve/]] as const) {
     const r = await runCli([...args]);
