@@ -141,6 +141,7 @@ export function loadGot(): Promise<Got> {
   gotPromise ??= import("got").then((m) => m.got);
   return gotPromise;
 }
+
 const caCache = new Map<string, Promise<string[]>>();
 
 /** Node's root CAs plus the PEM file of the caFile setting (read once per process). */
