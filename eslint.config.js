@@ -21,7 +21,7 @@ function forbid(files, areas, message) {
 }
 
 export default tseslint.config(
-  { ignores: ["dist/", "build-test/", "node_modules/", "examples/", "**/*.js", "**/*.mjs"] },
+  { ignores: ["dist/", "build-test/", "node_modules/", "examples/", "**/*.js", "**/*.mjs", "**/*.cjs"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Bundle dist/ (tsc's output) into dist/bundle/: kiln's own modules, clipanion, got, tar's parser
-// and p-limit in a few ESM chunks, so start-up resolves and parses a handful of files instead of ~45.
+// and p-limit in a few chunks (split by esbuild as ES modules, shipped as CommonJS: see toCommonJs),
+// so start-up resolves and parses a handful of files instead of ~45.
 // Modules that commands import lazily stay lazy (esbuild code splitting: one chunk per dynamic
 // import; got and tar are among those: loaded module by module from node_modules they took ~60 and
 // ~15 ms more before a package install's first request and first unpacked file; p-limit and its
@@ -8,10 +9,11 @@
 // CommonJS validators of `kiln upload`'s and `kiln monitor`'s options, whose import through Node's
 // CommonJS loader cost those commands ~60 ms). Every other package stays external and is loaded from
 // node_modules only when used (serialport, yauzl…).
-import { build } from "esbuild";
+import { build, transform } from "esbuild";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -102,7 +104,7 @@ await build({
   define: { ...define, "import.meta.url": "kilnImportMetaUrl" },
 });
 
-await build({
+const split = await build({
   entryPoints: [join(root, "dist", "cli.js")],
   define,
   outdir: join(root, "dist", "bundle"),
@@ -116,5 +118,53 @@ await build({
   logLevel: "warning",
   legalComments: "none",
   plugins: [clipanionEsm, noHttp2, lazyListFormat],
+  write: false,
 });
 if (!listFormatPatched) throw new Error("scripts/bundle.mjs: @sindresorhus/is no longer makes Intl.ListFormat objects as it loads; update or drop the lazy-list-format plugin");
+
+/**
+ * esbuild splits code into ES modules only; kiln ships its chunks as CommonJS, so that the launcher
+ * require()s the CLI and Node's ESM loader never starts for kiln's own code (its start, and its
+ * resolving and linking per module: ≈ 10–30 ms of CPU per command; an install's first request
+ * ≈ 12 ms sooner, paired over 30 rounds). Each chunk is converted on its own: an import between
+ * chunks becomes a require() (a dynamic one a promise around it, so chunks still load only when
+ * used), as does one of Node's own modules; import() of a package left external stays a real
+ * import() (execa and ora are ES modules only); import.meta.url becomes the chunk's own file URL; the code stays strict. A require() of any
+ * other package would fail at run time for an ES-module-only one, so it fails the build instead.
+ */
+const externalSpecifier = (spec) => external.some((p) => spec === p || spec.startsWith(`${p}/`));
+const builtins = new Set(builtinModules);
+async function toCommonJs(file) {
+  let imports = false;
+  const code = file.text.replace(/\bimport\((["'])([^"'.][^"']*)\1\)/g, (whole, q, spec) => {
+    if (!externalSpecifier(spec)) return whole;
+    imports = true;
+    return `kilnImport(${q}${spec}${q})`;
+  });
+  const metaUrl = code.includes("import.meta.url");
+  // esbuild's `// dist/…` and `// node_modules/…` lines say which module each part of a chunk is (the
+  // start-up tests read them); a transform keeps only legal comments, so they travel as those.
+  const marked = code.replace(/^\/\/ ((?:dist|node_modules)\/\S+)$/gm, "//! $1");
+  const out = await transform(marked, {
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    supported: { "dynamic-import": false },
+    ...(metaUrl ? { define: { "import.meta.url": "kilnImportMetaUrl" } } : {}),
+  });
+  const stray = [...out.code.matchAll(/\brequire\((["'])([^"'.][^"']*)\1\)/g)].map((m) => m[2]).filter((spec) => !spec.startsWith("node:") && !builtins.has(spec));
+  if (stray.length) throw new Error(`scripts/bundle.mjs: ${relative(root, file.path)} would require() ${stray.join(", ")}: bundle it, or load it with import() from a package listed in dependencies`);
+  const prelude = [
+    metaUrl ? 'const kilnImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' : "",
+    imports ? "const kilnImport = (specifier) => import(specifier);" : "",
+  ].filter(Boolean);
+  const text = out.code.replace(/^(\s*)\/\/! ((?:dist|node_modules)\/\S+)$/gm, "$1// $2");
+  // ES modules are strict; so stays their code.
+  return ['"use strict";', ...prelude, text].join("\n");
+}
+for (const file of split.outputFiles) {
+  mkdirSync(dirname(file.path), { recursive: true });
+  writeFileSync(file.path, await toCommonJs(file));
+}
+// The root package.json says "module"; the bundle's .js files are CommonJS.
+writeFileSync(join(root, "dist", "bundle", "package.json"), '{ "type": "commonjs" }\n');

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { kilnBin, repoRoot, runCli, tempDir, writeTree } from "./helpers/cli.js";
@@ -47,6 +48,29 @@ test("a no-op build loads none of got, tar, serialport, execa, p-limit, ora…",
   }
 });
 
+test("kiln's own modules load without Node's ESM loader (the bundle's chunks are CommonJS)", async () => {
+  const dir = await tempDir("kiln-startup-cjs-");
+  await writeTree(dir, { "platformio.ini": "[env:native]\nplatform = native\n", "src/main.c": "int main(void){return 0;}\n" });
+  const probe = join(dir, "modules.txt");
+  // A build that compiles and links, a config read, a store listing: none imports an ES-module package.
+  for (const args of [["build", "-d", dir], ["config", "-d", dir], ["pkg", "list"]]) {
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ["-r", join(repoRoot, "test/fixtures/esm-loader-probe.cjs"), kilnBin, ...args], {
+        env: { ...process.env, KILN_HOME: join(dir, "home"), CI: "1", NO_COLOR: "1", KILN_PROBE_OUT: probe },
+        stdio: "ignore",
+      });
+      child.on("close", resolve);
+    });
+    assert.equal(code, 0, args.join(" "));
+    const loaded = (await readFile(probe, "utf8")).split("\n");
+    assert.ok(loaded.some((m) => m.includes("internal/modules/cjs/loader")), "the probe saw no module list");
+    // `node:module` (createRequire) brings in the loader's module without starting it; loading an ES
+    // module takes a module job, and translators for its source.
+    const esm = loaded.filter((m) => /internal\/modules\/esm\/(module_job|translators)$/.test(m));
+    assert.deepEqual(esm, [], `kiln ${args.join(" ")} loaded an ES module`);
+  }
+});
+
 test("`kiln --version` loads no command module", async () => {
   const dir = await tempDir("kiln-startup-version-");
   const trace = join(dir, "imports.txt");
@@ -75,7 +99,8 @@ test("the bundled got still words its type errors (its Intl.ListFormat objects a
   let got: ((url: string, opts: object) => unknown) | undefined;
   for (const f of await readdir(dir)) {
     if (!(await readFile(join(dir, f), "utf8")).includes("// node_modules/got/")) continue;
-    const m = (await import(join(dir, f))) as Record<string, unknown>;
+    // The chunks are CommonJS (scripts/bundle.mjs): load one as the CLI does.
+    const m = createRequire(import.meta.url)(join(dir, f)) as Record<string, unknown>;
     got = Object.values(m).find((v): v is NonNullable<typeof got> => typeof v === "function" && typeof (v as { stream?: unknown }).stream === "function");
   }
   assert.ok(got, "no bundled chunk exports got");
