@@ -129,8 +129,9 @@ if (!listFormatPatched) throw new Error("scripts/bundle.mjs: @sindresorhus/is no
  * ≈ 12 ms sooner, paired over 30 rounds). Each chunk is converted on its own: an import between
  * chunks becomes a require() (a dynamic one a promise around it, so chunks still load only when
  * used), as does one of Node's own modules; import() of a package left external stays a real
- * import() (execa and ora are ES modules only); import.meta.url becomes the chunk's own file URL; the code stays strict. A require() of any
- * other package would fail at run time for an ES-module-only one, so it fails the build instead.
+ * import() (execa and ora are ES modules only); import.meta.url becomes the chunk's own file URL;
+ * the code stays strict. A require() of any other package would fail at run time for an
+ * ES-module-only one, so it fails the build instead.
  */
 const externalSpecifier = (spec) => external.some((p) => spec === p || spec.startsWith(`${p}/`));
 const builtins = new Set(builtinModules);
