@@ -3,7 +3,7 @@
  * trusted. Writes go to a unique temp name beside the target, then rename.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { errnoCode } from "./errors.js";
@@ -14,6 +14,15 @@ export function tempPathFor(file: string): string {
 }
 
 /** Write `data` to `file` atomically (temp + rename), creating the directory. */
+/**
+ * Resolves once `stream`'s file is closed. A pipeline into a file stream can fail (a body refused on
+ * its first chunk) before the stream's open has returned; a temp file removed then is created right
+ * after. Wait for this before removing it.
+ */
+export function fileClosed(stream: WriteStream): Promise<void> {
+  return stream.closed ? Promise.resolve() : new Promise((resolve) => stream.once("close", () => resolve()));
+}
+
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
   const tmp = tempPathFor(file);

@@ -15,7 +15,7 @@ import { join, relative, sep } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CancelledError, ExitCode, KilnError, errnoCode } from "../core/errors.js";
-import { readJson, tempPathFor, writeFileAtomic } from "../core/fs.js";
+import { fileClosed, readJson, tempPathFor, writeFileAtomic } from "../core/fs.js";
 import { MANIFEST_NAME, type FirmwareManifest } from "../core/manifest.js";
 import type { Reporter, StepHandle } from "../core/report.js";
 import type { Project } from "../project/types.js";
@@ -476,6 +476,8 @@ async function fetchArtifacts(client: PeerClient, jobId: string, buildDir: strin
       }
       const hash = createHash("sha256");
       let size = 0;
+      // ELF programs (a native build) must stay runnable.
+      const file = createWriteStream(tmp, { mode: img.format === "elf" ? 0o755 : 0o644 });
       await pipeline(
         res,
         async function* (src: AsyncIterable<Buffer>) {
@@ -486,9 +488,12 @@ async function fetchArtifacts(client: PeerClient, jobId: string, buildDir: strin
             yield c;
           }
         },
-        // ELF programs (a native build) must stay runnable.
-        createWriteStream(tmp, { mode: img.format === "elf" ? 0o755 : 0o644 }),
-      );
+        file,
+      ).catch(async (e: unknown) => {
+        // The temp file is removed below: not before its stream has closed (see fileClosed).
+        await fileClosed(file);
+        throw e;
+      });
       const got = hash.digest("hex");
       if (size !== img.sizeBytes || got !== img.sha256) {
         throw new ArtifactError(`does not match its manifest (sha256 ${got}, ${size} bytes; expected ${img.sha256}, ${img.sizeBytes} bytes)`, img.path);

@@ -13,7 +13,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Settings } from "../core/config.js";
 import { CancelledError, ExitCode, KilnError, errnoCode, isKilnError } from "../core/errors.js";
-import { tempPathFor, readJson, writeFileAtomic } from "../core/fs.js";
+import { fileClosed, tempPathFor, readJson, writeFileAtomic } from "../core/fs.js";
 import type { FirmwareManifest } from "../core/manifest.js";
 import type { KilnEvent, Reporter, StepHandle } from "../core/report.js";
 import { checkArtifactManifest, containedPath, LIMITS, type FileEntry } from "./guards.js";
@@ -43,6 +43,7 @@ export class BlobStore {
     const tmp = tempPathFor(dest);
     const hash = createHash("sha256");
     let seen = 0;
+    const file = createWriteStream(tmp, { mode: 0o600 });
     try {
       await pipeline(
         body,
@@ -54,13 +55,14 @@ export class BlobStore {
             yield chunk;
           }
         },
-        createWriteStream(tmp, { mode: 0o600 }),
+        file,
       );
       if (seen !== size) throw new HttpError(400, "size_mismatch", `blob ${sha}: got ${seen} bytes, declared ${size}`);
       const got = hash.digest("hex");
       if (got !== sha) throw new HttpError(422, "hash_mismatch", `blob content hashes to ${got}, not ${sha}`);
       await rename(tmp, dest);
     } catch (e) {
+      await fileClosed(file);
       await rm(tmp, { force: true });
       throw e;
     }
