@@ -13,7 +13,6 @@ export function tempPathFor(file: string): string {
   return `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
 }
 
-/** Write `data` to `file` atomically (temp + rename), creating the directory. */
 /**
  * Resolves once `stream`'s file is closed. A pipeline into a file stream can fail (a body refused on
  * its first chunk) before the stream's open has returned; a temp file removed then is created right
@@ -23,6 +22,7 @@ export function fileClosed(stream: WriteStream): Promise<void> {
   return stream.closed ? Promise.resolve() : new Promise((resolve) => stream.once("close", () => resolve()));
 }
 
+/** Write `data` to `file` atomically (temp + rename), creating the directory. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
   const tmp = tempPathFor(file);
