@@ -7,11 +7,13 @@
 "use strict";
 const argv = process.argv.slice(2);
 const fast = argv[0] === "build" ? require("../dist/bundle/fastpath.cjs").fastNoop(argv) : undefined;
-if (fast !== undefined) process.exitCode = fast;
-else {
+const cli = () =>
   require("../dist/bundle/cli.js")
     .run(argv)
     .then((code) => {
       process.exitCode = code;
     });
-}
+if (typeof fast === "number") process.exitCode = fast;
+else if (fast === undefined) cli();
+// A head-started build the fast path finishes itself, or hands back (undefined) to the CLI.
+else fast.then((code) => (code === undefined ? cli() : (process.exitCode = code)));

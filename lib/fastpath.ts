@@ -13,7 +13,8 @@
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { startHeadStarts } from "./build/headstart.js";
-import { envHash, kilnStamp, noopKey, readStamp, stampChanges } from "./build/noop.js";
+import { canFinish, envHash, kilnStamp, noopKey, readStamp, stampChanges, type NoopStamp } from "./build/noop.js";
+import type { FinishOptions } from "./build/finish.js";
 
 interface FastArgs {
   projectDir: string;
@@ -55,10 +56,13 @@ export function parseFastArgs(argv: readonly string[], cwd: string): FastArgs | 
 /**
  * The exit code when the last build's stamp still holds, else undefined. When
  * it fails only because a few sources changed, their compiles are started
- * here before returning (lib/build/headstart.ts): the normal path adopts them.
+ * here (lib/build/headstart.ts); when the build after them is only a link, a
+ * promise of the launcher finishing it (lib/build/finish.ts), which resolves
+ * to undefined if the normal path must. Otherwise the normal path adopts them.
  */
-export function fastNoop(argv: readonly string[]): number | undefined {
+export function fastNoop(argv: readonly string[]): number | Promise<number | undefined> | undefined {
   const t0 = performance.now();
+  const startedAtMs = Date.now();
   try {
     const args = parseFastArgs(argv, process.cwd());
     if (!args) return undefined;
@@ -67,13 +71,15 @@ export function fastNoop(argv: readonly string[]): number | undefined {
     if (!stamp) return undefined;
     const changed = stampChanges(stamp, noopKey(args.projectDir, args.envs, kilnStamp()), envHash(env));
     if (changed === undefined) return undefined;
-    if (changed.length > 0) {
-      if (stamp.units) startHeadStarts(stamp.units, changed, args.projectDir, args.jobs ?? stamp.jobs ?? availableParallelism());
-      return undefined;
-    }
     const ci = Boolean(env.CI) && env.CI !== "false" && env.CI !== "0";
     // A terminal without -q gets the normal path's spinners.
-    if (!args.quiet && process.stderr.isTTY && !ci) return undefined;
+    const plain = args.quiet || !process.stderr.isTTY || ci;
+    if (changed.length > 0) {
+      if (!stamp.units) return undefined;
+      const started = startHeadStarts(stamp.units, changed, args.projectDir, args.jobs ?? stamp.jobs ?? availableParallelism());
+      return started > 0 && plain && canFinish(stamp, changed) ? finish(stamp, changed, { projectDir: args.projectDir, quiet: args.quiet, startedAtMs, t0 }) : undefined;
+    }
+    if (!plain) return undefined;
     if (!args.quiet) {
       const secs = ((performance.now() - t0) / 1000).toFixed(2);
       process.stderr.write(stamp.envs.map((e) => `Building ${e.env}\n${e.env}: built in ${secs}s (compiled 0, reused ${e.reused}${e.sizeText})\n`).join(""));
@@ -81,6 +87,17 @@ export function fastNoop(argv: readonly string[]): number | undefined {
     return 0;
   } catch {
     // Any surprise (a permission, a torn stamp): the normal path decides.
+    return undefined;
+  }
+}
+
+/** The launcher's finish of a head-started build, when the stamp allows it; loaded only then. */
+async function finish(stamp: NoopStamp, changed: string[], opts: FinishOptions): Promise<number | undefined> {
+  try {
+    const { finishBuild } = await import("./build/finish.js");
+    return await finishBuild(stamp, changed, opts);
+  } catch {
+    // As above: whatever was done is recorded as done, and the normal path does the rest.
     return undefined;
   }
 }

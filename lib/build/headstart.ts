@@ -121,6 +121,11 @@ export function claimHeadStart(object: string, template: readonly string[]): Hea
   return undefined;
 }
 
+/** The head start for `object`, left in place (the launcher's finish looks before it claims: lib/build/finish.ts). */
+export function peekHeadStart(object: string): HeadStart | undefined {
+  return started.get(object);
+}
+
 /** Kill what nobody claimed and remove its files (end of the build, or process exit). */
 export function abandonHeadStarts(): void {
   for (const h of started.values()) drop(h);

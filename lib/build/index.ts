@@ -162,6 +162,7 @@ async function stampNoop(opts: BuildOptions, results: EnvBuildResult[], status: 
         units: mergeUnits(all.map((n) => n!.units)),
         jobs: opts.jobs,
         contents: all.flatMap((n) => n!.contents),
+        finish: all.length === 1 ? all[0]!.finish : undefined,
       },
       [...inputs, ...all.flatMap((n) => n!.files)],
       all.flatMap((n) => n!.dirs),

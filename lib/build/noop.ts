@@ -55,6 +55,34 @@ export interface NoopStamp {
    * changed): [path, contentStamp]. Such a file that was only touched is no change.
    */
   contents?: Array<[string, string]> | undefined;
+  /** Set when the build had one env that a changed source needs only recompiled and relinked (lib/build/finish.ts). */
+  finish?: FinishRecipe | undefined;
+}
+
+/**
+ * What is left of a build after its compiles, when that is only the link: the
+ * launcher then finishes a head-started build itself (lib/build/finish.ts).
+ */
+export interface FinishRecipe {
+  env: string;
+  buildDir: string;
+  /** The objects the link takes directly: a changed source among them needs its compile and the link, nothing else. */
+  direct: string[];
+  /** The link's output and command, with TMP_WORD (lib/build/headstart.ts) where its temp output goes. */
+  link: { output: string; template: string[] };
+  manifest: string;
+  /** The manifest's images, in its order. */
+  images: string[];
+}
+
+/** Whether the launcher may finish this build: a recipe, one env, and every changed source an object the link takes directly. */
+export function canFinish(stamp: NoopStamp, changed: readonly string[]): boolean {
+  const f = stamp.finish;
+  if (!f || stamp.envs.length !== 1 || !stamp.units) return false;
+  const direct = new Set(f.direct);
+  const objects = new Map<string, string[]>();
+  for (const [source, object] of stamp.units.list) objects.set(source, [...(objects.get(source) ?? []), object]);
+  return changed.every((s) => (objects.get(s) ?? []).every((o) => direct.has(o)));
 }
 
 /** `<projectDir>/.kiln/noop.json` */

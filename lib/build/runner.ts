@@ -20,12 +20,12 @@ import { BuildFailedError, CancelledError, ConfigError, FirmwareTooLargeError, e
 import { MANIFEST_NAME, type FirmwareManifest } from "../core/manifest.js";
 import type { BuildPlan, CompileRecipe, SourceGroup } from "../platforms/types.js";
 import { selectSources, SKETCH_EXTENSIONS, SOURCE_EXTENSIONS } from "../project/filter.js";
-import { parseDepfile } from "./depfile.js";
 import { findUsedLibraries, listLibraries, SOURCE_EXTS, type Library } from "./libraries.js";
-import { claimHeadStart, compileTemplate, drop, fillTemplate, type HeadStart, type StampedUnits } from "./headstart.js";
-import { contentStamp, whichSync } from "./noop.js";
+import { claimHeadStart, compileTemplate, drop, fillTemplate, TMP_WORD, type HeadStart, type StampedUnits } from "./headstart.js";
+import { contentStamp, whichSync, type FinishRecipe } from "./noop.js";
 import { VERSION } from "../version.js";
-import { commandSig, hashText, loadState, saveState, type BuildState, type OutputRecord } from "./state.js";
+import { commandSig, hashText, loadState, saveState, type BuildState } from "./state.js";
+import { compiledDeps, imageEntry, isFresh, manifestStamp, Mtimes, record } from "./outputs.js";
 
 export interface RunPlanOptions {
   plan: BuildPlan;
@@ -90,6 +90,7 @@ export interface EnvBuildResult {
         made: string[];
         units: StampedUnits;
         contents: Array<[string, string]>;
+        finish?: FinishRecipe | undefined;
       }
     | undefined;
 }
@@ -124,40 +125,6 @@ function langOf(file: string): Lang | undefined {
 
 const DIAG_RE = /^(.+?):(\d+):(?:(\d+):)? (fatal error|error|warning|note): (.*)$/gm;
 
-/** stat lookups shared by one build (include scans and freshness); files kiln writes are re-read after writing. */
-class Mtimes {
-  private readonly cache = new Map<string, { mtimeMs: number; size: number; isFile: boolean } | null>();
-  /** For the library finder: the same cached stat. */
-  readonly stat = (path: string): { mtimeMs: number; size: number; isFile: boolean } | undefined => {
-    let st = this.cache.get(path);
-    if (st === undefined) {
-      try {
-        const s = statSync(path);
-        st = { mtimeMs: s.mtimeMs, size: s.size, isFile: s.isFile() };
-      } catch {
-        st = null;
-      }
-      this.cache.set(path, st);
-    }
-    return st ?? undefined;
-  };
-  get(path: string): number {
-    return this.stat(path)?.mtimeMs ?? -1;
-  }
-  forget(path: string): void {
-    this.cache.delete(path);
-  }
-  stamp(deps: readonly string[]): string {
-    let s = "";
-    for (const d of deps) {
-      const m = this.get(d);
-      if (m < 0) return "";
-      s += `${m};`;
-    }
-    return hashText(s);
-  }
-}
-
 export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   const started = performance.now();
   const { plan, reporter, projectDir } = opts;
@@ -187,6 +154,8 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
   const manifestPath = join(buildDir, MANIFEST_NAME);
   let failedAlready = false;
   let sizeText = "";
+  /** Set when what follows the compiles is only the link (no archive made here, no image, no size): lib/build/finish.ts. */
+  let linkOnly: FinishRecipe | undefined;
   /** Save the state, report the env's end; a failure to save is thrown only when nothing else failed. */
   const finish = async (): Promise<void> => {
     // Saving can fail too (a read-only or full disk). The first failure is the one the user sees.
@@ -389,6 +358,16 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       early = lookBeforeLink(plan, manifestPath, opts, mt, [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop.path)], noopDirs?.() ?? [], unitsBuilt);
     }
     linked = await linking;
+    if (plan.images.length === 0 && !plan.size) {
+      linkOnly = {
+        env: plan.env,
+        buildDir,
+        direct: linkObjects,
+        link: { output: program, template: plan.link.argv(linkObjects, archives, TMP_WORD) },
+        manifest: manifestPath,
+        images: plan.manifestImages.map((i) => join(buildDir, i.path)),
+      };
+    }
 
     // 8. Images and size run side by side: each reads only the program. Size comes from the cache when the program did not change.
     const sizeRecipe = plan.size;
@@ -441,6 +420,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
           made: [...unitsBuilt.map((u) => u.object), ...archivesBuilt, plan.link.output, ...plan.images.map((i) => i.output), manifestPath],
           units: early?.units ?? stampedUnits(unitsBuilt, opts),
           contents: sketchContents,
+          finish: linkOnly,
         }
       : undefined,
     env: plan.env,
@@ -529,30 +509,6 @@ function uniq<T>(xs: readonly T[]): T[] {
   return [...new Set(xs)];
 }
 
-/** A signature: a unit's precomputed one, or an argv to hash. */
-function sigOf(cmd: string | readonly string[]): string {
-  return typeof cmd === "string" ? cmd : commandSig(cmd);
-}
-
-function isFresh(rec: OutputRecord | undefined, cmd: string | readonly string[], output: string, mt: Mtimes): boolean {
-  if (!rec || !rec.stamp || rec.sig !== sigOf(cmd)) return false;
-  if (mt.get(output) < 0) return false;
-  return mt.stamp(rec.deps) === rec.stamp;
-}
-
-/** Record an output made at `startedMs` from `deps`; an input newer than the start means it changed mid-build. */
-function record(state: BuildState, output: string, cmd: string | readonly string[], deps: string[], mt: Mtimes, startedMs: number): void {
-  for (const d of deps) mt.forget(d);
-  // An input modified while the tool ran may not be what it read: leave the output unstamped so the next build redoes it.
-  // (A file dated in the future, e.g. from an archive, is not "modified during" anything.)
-  const now = Date.now();
-  const changedDuring = deps.some((d) => {
-    const m = mt.get(d);
-    return m > startedMs && m <= now;
-  });
-  state.outputs[output] = { sig: sigOf(cmd), deps, stamp: changedDuring ? "" : mt.stamp(deps) };
-}
-
 interface CompileContext extends RunPlanOptions {
   progress: StepHandle;
   state: BuildState;
@@ -622,11 +578,14 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
         // Display names (relative to the project) only for what is compiled: a no-op of a large project needs none.
         const label = ctx.rel(u.source);
         reporter.event({ type: "compile-start", env: plan.env, file: label, object: ctx.rel(u.object) });
-        const t0 = early?.startedMs ?? Date.now();
+        let t0 = early?.startedMs ?? Date.now();
         const p0 = performance.now();
         let ok = false;
         try {
-          const r = (early && (await adopt(early, u.source, runArgv, ctx))) ?? (await runTool(runArgv, { reporter, signal: ctx.signal, cwd: ctx.projectDir }));
+          const adopted = early && (await adopt(early, u.source, runArgv, ctx));
+          // A head start not adopted (its source changed meanwhile) is compiled again: that compile's start is the one that counts.
+          if (!adopted) t0 = Date.now();
+          const r = adopted || (await runTool(runArgv, { reporter, signal: ctx.signal, cwd: ctx.projectDir }));
           const output = r.stderr + r.stdout;
           if (output.trim()) {
             reporter.toolOutput(output);
@@ -645,7 +604,7 @@ async function compileAll(dirty: Unit[], ctx: CompileContext): Promise<Unit[]> {
           ok = r.exitCode === 0;
           if (ok) {
             // Synchronous from here: a finished compile's few small file operations cost less than as many trips through the thread pool.
-            const deps = uniq([u.source, ...parseDepfile(readFileSync(dep, "utf8")).map((d) => (d.startsWith("/") || /^[A-Za-z]:/.test(d) ? d : join(ctx.projectDir, d)))]);
+            const deps = compiledDeps(u.source, dep, ctx.projectDir);
             renameSync(tmp, u.object);
             ctx.mt.forget(u.object);
             record(ctx.state, u.object, u.sig, deps, ctx.mt, t0);
@@ -869,13 +828,10 @@ async function writeIfChanged(file: string, key: string, make: () => string, sta
 
 async function writeManifest(plan: BuildPlan, manifestPath: string, size: EnvBuildResult["size"], state: BuildState, mt: Mtimes): Promise<void> {
   const imagePaths = plan.manifestImages.map((i) => join(plan.buildDir, i.path));
-  const stamp = hashText(`${mt.stamp(imagePaths)}|${JSON.stringify(plan.upload ?? {})}|${JSON.stringify(size ?? {})}|${plan.toolchain.identity}`);
+  const stamp = manifestStamp(imagePaths, plan.upload, size, plan.toolchain.identity, mt);
   if (state.written[manifestPath] === stamp && mt.get(manifestPath) >= 0) return;
   // Synchronous: the build's last steps, with nothing else to run meanwhile (each pool round trip costs more than these reads).
-  const images = plan.manifestImages.map((i, n) => {
-    const data = readFileSync(imagePaths[n]!);
-    return { path: i.path, sha256: createHash("sha256").update(data).digest("hex"), sizeBytes: data.length, format: i.format, role: i.role, offset: i.offset };
-  });
+  const images = plan.manifestImages.map((i, n) => imageEntry(imagePaths[n]!, i));
   const b = plan.board;
   const manifest: FirmwareManifest = {
     schema: 1,

@@ -1,0 +1,174 @@
+/**
+ * The launcher finishes a head-started build itself when what the build
+ * would do is already known: the last build's stamp held except for a few
+ * sources (lib/build/noop.ts), their compiles were started with the last
+ * build's commands (lib/build/headstart.ts), and after them the build only
+ * links (FinishRecipe: one env, no archive to remake, no image, no size). The
+ * CLI, the config reader and the planner are then never loaded — about 200 ms
+ * of CPU that otherwise runs beside the compile.
+ *
+ * It finishes only when the result is the one the normal path would reach,
+ * and otherwise leaves everything to it (returns undefined, having printed
+ * nothing): a changed source whose #include lines changed (the libraries used
+ * may differ), a compile that failed or printed anything (the normal path
+ * reports diagnostics), a depfile naming other headers than before, a source
+ * edited during its compile, a link that failed or printed anything. The
+ * normal path then adopts the finished compiles and does the rest; what was
+ * already done (a compiled object, recorded in the state) counts as done.
+ *
+ * Records are made with the runner's own functions (lib/build/outputs.ts);
+ * the stamp is written by writeStamp with the times it started from, so a
+ * file edited while this ran is seen by the next build.
+ */
+import { readFileSync, renameSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { relative, sep } from "node:path";
+import { tempPathFor, writeFileAtomicSync } from "../core/fs.js";
+import type { FirmwareManifest } from "../core/manifest.js";
+import { claimHeadStart, fillTemplate, peekHeadStart, type HeadStart } from "./headstart.js";
+import { scanIncludes } from "./libraries.js";
+import type { NoopStamp } from "./noop.js";
+import { removeStamp, writeStamp } from "./noop.js";
+import { compiledDeps, imageEntry, manifestStamp, Mtimes, record } from "./outputs.js";
+import { commandSig, loadState, saveState } from "./state.js";
+
+export interface FinishOptions {
+  projectDir: string;
+  quiet: boolean;
+  /** Date.now() when the launcher looked at the stamp: anything newer is the next build's to see. */
+  startedAtMs: number;
+  /** performance.now() at the launcher's start, for the "built in" line. */
+  t0: number;
+}
+
+/** Finish the build; the exit code, or undefined when the normal path must. */
+export async function finishBuild(stamp: NoopStamp, changed: readonly string[], opts: FinishOptions): Promise<number | undefined> {
+  const f = stamp.finish!;
+  const { projectDir } = opts;
+  const state = loadState(f.buildDir);
+  const mt = new Mtimes();
+
+  // The libraries a build uses follow the sources' #include lines: unchanged lines, unchanged plan.
+  const scanned = new Map<string, { mtimeMs: number; size: number }>();
+  for (const source of changed) {
+    const before = state.scans[source];
+    const st = mt.stat(source);
+    if (!before || !st) return undefined;
+    const includes = scanIncludes(readFileSync(source, "utf8"));
+    if (includes.length !== before.includes.length || includes.some((inc, i) => inc !== before.includes[i])) return undefined;
+    scanned.set(source, { mtimeMs: st.mtimeMs, size: st.size });
+  }
+  const starts: Array<{ source: string; h: HeadStart }> = [];
+  for (const [source, object] of stamp.units!.list) {
+    if (!changed.includes(source)) continue;
+    const h = peekHeadStart(object);
+    if (!h || !state.outputs[object]) return undefined;
+    starts.push({ source, h });
+  }
+  const linkRec = state.outputs[f.link.output];
+  if (!linkRec || commandSig(fillTemplate(f.link.template, f.link.output, "")) !== linkRec.sig) return undefined;
+
+  // The compiles: each must have succeeded silently, from the source as it was when it started.
+  const done = await Promise.all(starts.map(async ({ source, h }) => ({ source, h, r: await h.done })));
+  const made: Array<{ source: string; h: HeadStart; deps: string[] }> = [];
+  for (const { source, h, r } of done) {
+    if (r.failedToStart || r.exitCode !== 0 || (r.stdout + r.stderr).trim()) return undefined;
+    mt.forget(source);
+    if (mt.get(source) !== scanned.get(source)!.mtimeMs || scanned.get(source)!.mtimeMs >= h.startedMs) return undefined;
+    const deps = compiledDeps(source, h.dep, projectDir);
+    const before = state.outputs[h.object]!.deps;
+    if (deps.length !== before.length || deps.some((d, i) => d !== before[i])) return undefined;
+    made.push({ source, h, deps });
+  }
+
+  // From here on every step is kept: the normal path, if it must take over, finds it done.
+  for (const { source, h, deps } of made) {
+    claimHeadStart(h.object, h.template);
+    renameSync(h.tmp, h.object);
+    rmSync(h.dep, { force: true });
+    mt.forget(h.object);
+    record(state, h.object, state.outputs[h.object]!.sig, deps, mt, h.startedMs);
+    state.scans[source] = { ...scanned.get(source)!, includes: state.scans[source]!.includes };
+  }
+  const linkStarted = Date.now();
+  const linkTmp = tempPathFor(f.link.output);
+  const linked = await link(fillTemplate(f.link.template, linkTmp, ""), linkTmp, f.link.output, projectDir);
+  if (!linked) {
+    await saveState(f.buildDir, state);
+    removeStamp(projectDir);
+    return undefined;
+  }
+  mt.forget(f.link.output);
+  record(state, f.link.output, linkRec.sig, linkRec.deps, mt, linkStarted);
+
+  // The manifest: the same as before but for the images' hashes and the time.
+  let manifest: FirmwareManifest;
+  try {
+    manifest = JSON.parse(readFileSync(f.manifest, "utf8")) as FirmwareManifest;
+  } catch {
+    await saveState(f.buildDir, state);
+    removeStamp(projectDir);
+    return undefined;
+  }
+  manifest.images = manifest.images.map((img, i) => imageEntry(f.images[i]!, img));
+  manifest.builtAt = new Date().toISOString();
+  writeFileAtomicSync(f.manifest, JSON.stringify(manifest, null, 2));
+  mt.forget(f.manifest);
+  state.written[f.manifest] = manifestStamp(f.images, manifest.upload, manifest.size, manifest.toolchain, mt);
+  await saveState(f.buildDir, state);
+
+  // The stamp: every time as it was looked at when this build started, but for the changed sources (as compiled) and what was written.
+  const written = new Set([...made.map((m) => m.h.object), f.link.output, f.manifest]);
+  const known = new Map<string, number>([...stamp.files, ...stamp.dirs]);
+  for (const { source } of made) known.set(source, scanned.get(source)!.mtimeMs);
+  for (const p of written) known.set(p, mt.get(p));
+  const settled = Object.values(state.outputs).every((r) => r.stamp);
+  if (!settled) removeStamp(projectDir);
+  else {
+    const { v: _v, files, dirs, ...rest } = stamp;
+    writeStamp(projectDir, rest, files.map(([p]) => p), dirs.map(([p]) => p), opts.startedAtMs, written, written, known);
+  }
+
+  if (!opts.quiet) {
+    const rel = (p: string): string => {
+      const r = relative(projectDir, p);
+      return r.startsWith("..") ? p : r.split(sep).join("/");
+    };
+    const line = stamp.envs[0]!;
+    const secs = ((performance.now() - opts.t0) / 1000).toFixed(2);
+    process.stderr.write(
+      [
+        `Building ${f.env}`,
+        ...made.map((m) => `  compile ${rel(m.source)}`),
+        `  link    ${rel(f.link.output)}`,
+        `${f.env}: built in ${secs}s (compiled ${made.length}, reused ${line.reused - made.length}, linked${line.sizeText})`,
+        "",
+      ].join("\n"),
+    );
+  }
+  return 0;
+}
+
+/** Run the link into `tmp`, then rename it over `output`; false when it failed or printed anything. */
+function link(argv: string[], tmp: string, output: string, cwd: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let said = false;
+    const heard = (): void => {
+      said = true;
+    };
+    child.stdout.on("data", heard);
+    child.stderr.on("data", heard);
+    child.once("error", () => resolve(false));
+    child.once("close", (code) => {
+      let ok = code === 0 && !said;
+      try {
+        if (ok) renameSync(tmp, output);
+      } catch {
+        ok = false;
+      }
+      rmSync(tmp, { force: true });
+      resolve(ok);
+    });
+  });
+}
