@@ -3,7 +3,7 @@
 // project: cold, no-op and one-file-touched builds, side by side, the tools' runs interleaved round by
 // round (scripts/bench/lib.mjs), with `node -e 0` in the same rounds as the floor.
 //
-//   node scripts/bench/native.mjs [--files 300] [--jobs 2] [--runs 15]
+//   node scripts/bench/native.mjs [--files 300] [--jobs 2] [--runs 15] [--scenarios cold,noop,incr]
 //
 // The ninja file is generated from kiln's own compile_commands.json (same argv, same -j), so it is
 // the lower bound for these commands. Prints medians and ratios; docs/benchmarks.md records them.
@@ -22,6 +22,8 @@ const opt = (name, def) => {
 const FILES = opt("files", 300);
 const JOBS = opt("jobs", cpus().length);
 const RUNS = opt("runs", 15);
+// Which scenarios (cold, the slowest by far, can be left out of a quick rerun).
+const SCENARIOS = new Set((args.includes("--scenarios") ? args[args.indexOf("--scenarios") + 1] : "cold,noop,incr").split(","));
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const kiln = join(repo, "bin", "kiln.js");
 requireTools(["hyperfine", "ninja", "gcc", "g++"]);
@@ -43,7 +45,7 @@ const nodeCmd = `${process.execPath} -e 0`;
 const results = [];
 
 // cold: everything rebuilt each run.
-results.push(
+if (SCENARIOS.has("cold")) results.push(
   ...hyperfine("cold", [
     { name: "kiln", cmd: kilnCmd, prepare: `rm -rf ${join(proj, ".kiln")}` },
     { name: "ninja", cmd: ninjaCmd, prepare: `rm -rf ${join(ninjaDir, "obj")} ${join(ninjaDir, "program")} ${join(ninjaDir, ".ninja_log")} ${join(ninjaDir, ".ninja_deps")}` },
@@ -51,7 +53,7 @@ results.push(
 );
 // no-op: nothing changed.
 execFileSync("sh", ["-c", `${kilnCmd} && ${ninjaCmd} >/dev/null`], { env });
-results.push(
+if (SCENARIOS.has("noop")) results.push(
   ...hyperfine("noop", [
     { name: "kiln", cmd: kilnCmd },
     { name: "ninja", cmd: ninjaCmd },
@@ -60,7 +62,7 @@ results.push(
 );
 // incremental: one source touched before each run.
 const touched = join(proj, "src", "mod_1.cpp"); // mod_N is C++ when N % 3 != 0
-results.push(
+if (SCENARIOS.has("incr")) results.push(
   ...hyperfine("incr", [
     { name: "kiln", cmd: kilnCmd, prepare: `touch ${touched}` },
     { name: "ninja", cmd: ninjaCmd, prepare: `touch ${touched}` },
@@ -74,7 +76,7 @@ printTable(`native, ${FILES} files, -j${JOBS}`, results, {
     ["cold", "kiln", "ninja"],
     ["noop", "kiln", "node -e 0"],
     ["incr", "kiln", "ninja", "floor"],
-  ],
+  ].filter(([scenario]) => SCENARIOS.has(scenario)),
   floor: (scenario) => median(results.find((r) => r.scenario === scenario && r.name === "node -e 0")),
 });
 rmSync(root, { recursive: true, force: true });
