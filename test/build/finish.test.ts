@@ -74,6 +74,29 @@ describe("the launcher's finish of a head-started build", () => {
     // The new library's folder is on every project compile's -I list: main.c too, and util.c again (its head start had the old command).
     assert.deepEqual((await p.compiles()).map((f) => f.split("/").pop()).sort(), ["extra.c", "main.c", "util.c", "util.c"]);
     assert.equal(spawnSync(program(p.dir)).status, 5);
+
+    // A library's source goes into the library's archive: a change to it is not only a link away.
+    await settle(p, args);
+    await edit(p.dir, "lib/extra/extra.c", '#include "extra.h"\nint extra(void) { return 6; }\n');
+    const lib = await traced(args, p.env, p.dir);
+    assert.equal(lib.code, 0, lib.stderr);
+    assert.equal(lib.fullPath, true);
+    assert.deepEqual((await p.compiles()).map((f) => f.split("/").pop()), ["extra.c"]);
+    assert.equal(spawnSync(program(p.dir)).status, 6);
+  });
+
+  it("several changed sources (up to -j) are compiled side by side, then linked once", async () => {
+    const p = await project();
+    const args = ["build", "-d", p.dir, "-j", "2"];
+    await settle(p, args);
+    await edit(p.dir, "src/main.c", '#include "util.h"\nint main(void) { return util() + 1; }\n');
+    await edit(p.dir, "src/util.c", '#include "util.h"\nint util(void) { return 10; }\n');
+    const r = await traced(args, p.env, p.dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.fullPath, false);
+    assert.match(strip(r.stderr), /^Building native\n {2}compile src\/(main|util)\.c\n {2}compile src\/(main|util)\.c\n {2}link {4}\.kiln\/build\/native\/program\nnative: built in Xs \(compiled 2, reused 0, linked\)\n$/);
+    assert.deepEqual((await p.compiles()).map((f) => f.split("/").pop()).sort(), ["main.c", "util.c"]);
+    assert.equal(spawnSync(program(p.dir)).status, 11);
   });
 
   it("a compile that fails or warns is reported by the normal path, which adopts it", async () => {
