@@ -11,14 +11,15 @@
  * and otherwise leaves everything to it (returns undefined, having printed
  * nothing): a changed source whose #include lines changed (the libraries used
  * may differ), a compile that failed or printed anything (the normal path
- * reports diagnostics), a depfile naming other headers than before, a source
- * edited during its compile, a link that failed or printed anything. The
- * normal path then adopts the finished compiles and does the rest; what was
- * already done (a compiled object, recorded in the state) counts as done.
+ * reports diagnostics), a source edited during its compile, a link that
+ * failed or printed anything. The normal path then adopts the finished
+ * compiles and does the rest; what was already done (a compiled object,
+ * recorded in the state) counts as done.
  *
- * Records are made with the runner's own functions (lib/build/outputs.ts);
- * the stamp is written by writeStamp with the times it started from, so a
- * file edited while this ran is seen by the next build.
+ * Records are made with the runner's own functions (lib/build/outputs.ts),
+ * while the link runs; the stamp is written by writeStamp with the times it
+ * started from (and the compiles' new depfiles), so a file edited while this
+ * ran is seen by the next build.
  */
 import { readFileSync, renameSync, rmSync } from "node:fs";
 import { spawn } from "node:child_process";
@@ -70,30 +71,37 @@ export async function finishBuild(stamp: NoopStamp, changed: readonly string[], 
 
   // The compiles: each must have succeeded silently, from the source as it was when it started.
   const done = await Promise.all(starts.map(async ({ source, h }) => ({ source, h, r: await h.done })));
-  const made: Array<{ source: string; h: HeadStart; deps: string[] }> = [];
   for (const { source, h, r } of done) {
     if (r.failedToStart || r.exitCode !== 0 || (r.stdout + r.stderr).trim()) return undefined;
     mt.forget(source);
     if (mt.get(source) !== scanned.get(source)!.mtimeMs || scanned.get(source)!.mtimeMs >= h.startedMs) return undefined;
-    const deps = compiledDeps(source, h.dep, projectDir);
-    const before = state.outputs[h.object]!.deps;
-    if (deps.length !== before.length || deps.some((d, i) => d !== before[i])) return undefined;
-    made.push({ source, h, deps });
   }
 
-  // From here on every step is kept: the normal path, if it must take over, finds it done.
-  for (const { source, h, deps } of made) {
+  // From here on every step is kept: the normal path, if it must take over, finds it done. The link
+  // starts first; the compiles are recorded while it runs.
+  for (const { h } of done) {
     claimHeadStart(h.object, h.template);
     renameSync(h.tmp, h.object);
-    rmSync(h.dep, { force: true });
-    mt.forget(h.object);
-    record(state, h.object, state.outputs[h.object]!.sig, deps, mt, h.startedMs);
-    state.scans[source] = { ...scanned.get(source)!, includes: state.scans[source]!.includes };
   }
   const linkStarted = Date.now();
   const linkTmp = tempPathFor(f.link.output);
-  const linked = await link(fillTemplate(f.link.template, linkTmp, ""), linkTmp, f.link.output, projectDir);
-  if (!linked) {
+  const linking = link(fillTemplate(f.link.template, linkTmp, ""), linkTmp, f.link.output, projectDir);
+  /** Every compile's inputs as its depfile says now: the stamp rests on them too (a header it did not include before). */
+  const inputs: string[] = [];
+  try {
+    for (const { source, h } of done) {
+      const deps = compiledDeps(source, h.dep, projectDir);
+      rmSync(h.dep, { force: true });
+      mt.forget(h.object);
+      record(state, h.object, state.outputs[h.object]!.sig, deps, mt, h.startedMs);
+      state.scans[source] = { ...scanned.get(source)!, includes: state.scans[source]!.includes };
+      inputs.push(...deps);
+    }
+  } catch (e) {
+    await linking;
+    throw e;
+  }
+  if (!(await linking)) {
     await saveState(f.buildDir, state);
     removeStamp(projectDir);
     return undefined;
@@ -118,15 +126,15 @@ export async function finishBuild(stamp: NoopStamp, changed: readonly string[], 
   await saveState(f.buildDir, state);
 
   // The stamp: every time as it was looked at when this build started, but for the changed sources (as compiled) and what was written.
-  const written = new Set([...made.map((m) => m.h.object), f.link.output, f.manifest]);
+  const written = new Set([...done.map((m) => m.h.object), f.link.output, f.manifest]);
   const known = new Map<string, number>([...stamp.files, ...stamp.dirs]);
-  for (const { source } of made) known.set(source, scanned.get(source)!.mtimeMs);
+  for (const { source } of done) known.set(source, scanned.get(source)!.mtimeMs);
   for (const p of written) known.set(p, mt.get(p));
   const settled = Object.values(state.outputs).every((r) => r.stamp);
   if (!settled) removeStamp(projectDir);
   else {
     const { v: _v, files, dirs, ...rest } = stamp;
-    writeStamp(projectDir, rest, files.map(([p]) => p), dirs.map(([p]) => p), opts.startedAtMs, written, written, known);
+    writeStamp(projectDir, rest, [...files.map(([p]) => p), ...inputs], dirs.map(([p]) => p), opts.startedAtMs, written, written, known);
   }
 
   if (!opts.quiet) {
@@ -139,9 +147,9 @@ export async function finishBuild(stamp: NoopStamp, changed: readonly string[], 
     process.stderr.write(
       [
         `Building ${f.env}`,
-        ...made.map((m) => `  compile ${rel(m.source)}`),
+        ...done.map((m) => `  compile ${rel(m.source)}`),
         `  link    ${rel(f.link.output)}`,
-        `${f.env}: built in ${secs}s (compiled ${made.length}, reused ${line.reused - made.length}, linked${line.sizeText})`,
+        `${f.env}: built in ${secs}s (compiled ${done.length}, reused ${line.reused - done.length}, linked${line.sizeText})`,
         "",
       ].join("\n"),
     );

@@ -85,6 +85,27 @@ describe("the launcher's finish of a head-started build", () => {
     assert.equal(spawnSync(program(p.dir)).status, 6);
   });
 
+  it("a header the compile now reads (same #include lines, another #if branch) is in the stamp it leaves", async () => {
+    const p = await project();
+    await writeTree(p.dir, {
+      "include/extra2.h": "#define EXTRA 20\n",
+      "src/util.c": '#include "util.h"\n#ifdef USE_EXTRA\n#include "extra2.h"\n#endif\nint util(void) { return 0; }\n',
+    });
+    const args = ["build", "-d", p.dir];
+    await settle(p, args);
+    await edit(p.dir, "src/util.c", '#define USE_EXTRA\n#include "util.h"\n#ifdef USE_EXTRA\n#include "extra2.h"\n#endif\nint util(void) { return EXTRA; }\n');
+    const r = await traced(args, p.env, p.dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.fullPath, false);
+    assert.equal(spawnSync(program(p.dir)).status, 20);
+    await new Promise((res) => setTimeout(res, 20));
+    await edit(p.dir, "include/extra2.h", "#define EXTRA 21\n");
+    const next = await traced(args, p.env, p.dir);
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(next.stderr, /compiled 1, reused 1, linked/, "the header's edit was taken for a no-op");
+    assert.equal(spawnSync(program(p.dir)).status, 21);
+  });
+
   it("several changed sources (up to -j) are compiled side by side, then linked once", async () => {
     const p = await project();
     const args = ["build", "-d", p.dir, "-j", "2"];
