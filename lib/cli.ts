@@ -10,6 +10,7 @@ import { ExitCode, isKilnError } from "./core/errors.js";
 import { KilnCommand, type KilnContext } from "./commands/base.js";
 import { loadCommands } from "./commands/index.js";
 import { VERSION } from "./version.js";
+import { releaseInterrupts } from "./build/headstart.js";
 
 export async function run(rawArgv: string[]): Promise<number> {
   // make-style `-j4` (clipanion wants `-j 4`).
@@ -21,6 +22,8 @@ export async function run(rawArgv: string[]): Promise<number> {
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  // From here the CLI answers interrupts: the launcher's stand-in for head starts steps aside.
+  releaseInterrupts();
 
   let settings;
   try {

@@ -22,11 +22,11 @@
  * ran is seen by the next build.
  */
 import { readFileSync, renameSync, rmSync } from "node:fs";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { relative, sep } from "node:path";
 import { tempPathFor, writeFileAtomicSync } from "../core/fs.js";
 import type { FirmwareManifest } from "../core/manifest.js";
-import { claimHeadStart, fillTemplate, peekHeadStart, type HeadStart } from "./headstart.js";
+import { abandonHeadStarts, armInterrupts, claimHeadStart, fillTemplate, peekHeadStart, releaseInterrupts, type HeadStart } from "./headstart.js";
 import { scanIncludes } from "./libraries.js";
 import type { NoopStamp } from "./noop.js";
 import { removeStamp, writeStamp } from "./noop.js";
@@ -42,8 +42,52 @@ export interface FinishOptions {
   t0: number;
 }
 
+/** What is running, for an interrupt: the head-started compiles, then the link. */
+interface Running {
+  compiles: Array<Promise<unknown>>;
+  link?: ChildProcess | undefined;
+  linkTmp?: string | undefined;
+}
+
 /** Finish the build; the exit code, or undefined when the normal path must. */
 export async function finishBuild(stamp: NoopStamp, changed: readonly string[], opts: FinishOptions): Promise<number | undefined> {
+  const running: Running = { compiles: [] };
+  const onSignal = interrupted(running);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  releaseInterrupts();
+  try {
+    return await finish(stamp, changed, opts, running);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    // Handed back to the CLI: until it has loaded, the stand-in answers again.
+    armInterrupts();
+  }
+}
+
+/**
+ * Ctrl-C or SIGTERM while the launcher finishes: what the normal path does — stop every process it
+ * started (the compiles' whole process groups), remove their temp files, exit 130. Nothing half-made
+ * was recorded: the state and the stamp are written last.
+ */
+function interrupted(running: Running): () => void {
+  return () => {
+    const waits = [...running.compiles];
+    abandonHeadStarts();
+    const l = running.link;
+    if (l && l.exitCode === null && l.signalCode === null) {
+      waits.push(new Promise((resolve) => l.once("close", resolve)));
+      l.kill("SIGKILL");
+    }
+    void Promise.all(waits).then(() => {
+      if (running.linkTmp) rmSync(running.linkTmp, { force: true });
+      process.exit(130);
+    });
+  };
+}
+
+async function finish(stamp: NoopStamp, changed: readonly string[], opts: FinishOptions, running: Running): Promise<number | undefined> {
   const f = stamp.finish!;
   const { projectDir } = opts;
   const state = loadState(f.buildDir);
@@ -70,6 +114,7 @@ export async function finishBuild(stamp: NoopStamp, changed: readonly string[], 
   if (!linkRec || commandSig(fillTemplate(f.link.template, f.link.output, "")) !== linkRec.sig) return undefined;
 
   // The compiles: each must have succeeded silently, from the source as it was when it started.
+  running.compiles = starts.map(({ h }) => h.done);
   const done = await Promise.all(starts.map(async ({ source, h }) => ({ source, h, r: await h.done })));
   for (const { source, h, r } of done) {
     if (r.failedToStart || r.exitCode !== 0 || (r.stdout + r.stderr).trim()) return undefined;
@@ -85,7 +130,8 @@ export async function finishBuild(stamp: NoopStamp, changed: readonly string[], 
   }
   const linkStarted = Date.now();
   const linkTmp = tempPathFor(f.link.output);
-  const linking = link(fillTemplate(f.link.template, linkTmp, ""), linkTmp, f.link.output, projectDir);
+  running.linkTmp = linkTmp;
+  const linking = link(fillTemplate(f.link.template, linkTmp, ""), linkTmp, f.link.output, projectDir, running);
   /** Every compile's inputs as its depfile says now: the stamp rests on them too (a header it did not include before). */
   const inputs: string[] = [];
   try {
@@ -158,9 +204,10 @@ export async function finishBuild(stamp: NoopStamp, changed: readonly string[], 
 }
 
 /** Run the link into `tmp`, then rename it over `output`; false when it failed or printed anything. */
-function link(argv: string[], tmp: string, output: string, cwd: string): Promise<boolean> {
+function link(argv: string[], tmp: string, output: string, cwd: string, running: Running): Promise<boolean> {
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    running.link = child;
     let said = false;
     const heard = (): void => {
       said = true;

@@ -10,10 +10,11 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, readFile, writeFile } from "node:fs/promises";
+import { chmod, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runCli, writeTree } from "../helpers/cli.js";
-import { project, readdirRecursive, settle, traced } from "../helpers/fastpath.js";
+import { alive } from "../helpers/tools.js";
+import { project, readdirRecursive, settle, spawnTraced, traced } from "../helpers/fastpath.js";
 import { canFinish, type NoopStamp } from "../../lib/build/noop.js";
 
 const strip = (s: string): string => s.replace(/in \d+\.\d\ds/, "in Xs");
@@ -184,6 +185,42 @@ describe("the launcher's finish of a head-started build", () => {
     assert.match(next.stderr, /compiled 0, reused 2\)/);
     assert.deepEqual(await p.compiles(), []);
   });
+
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`${signal} while the launcher waits for its compile: exit 130, no process or temp file left, and the next build is whole`, async () => {
+      const p = await project();
+      const marker = join(p.dir, "slow");
+      const pids = join(p.dir, "pids");
+      await writeTree(p.dir, {
+        // The logging compiler; with the marker present, first a sleep in a grandchild (the process group must go).
+        cc3: `#!/bin/sh\nif [ -f "${marker}" ]; then sleep 30 & echo $! >> "${pids}"; wait; fi\nexec "${join(p.dir, "cc")}" "$@"\n`,
+      });
+      await chmod(join(p.dir, "cc3"), 0o755);
+      const q = { ...p, env: { ...p.env, CC: join(p.dir, "cc3") } };
+      const args = ["build", "-d", p.dir];
+      await settle(q, args);
+      await writeFile(marker, "");
+      await edit(p.dir, "src/util.c", '#include "util.h"\nint util(void) { return 8; }\n');
+      const run = await spawnTraced(args, q.env, p.dir);
+      const deadline = Date.now() + 10_000;
+      while (!(await readFile(pids, "utf8").catch(() => "")).trim() && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+      run.child.kill(signal);
+      const r = await run.closed;
+      assert.equal(r.fullPath, false, "the CLI, not the launcher, was building");
+      assert.equal(r.code, 130, r.stderr);
+      const sleeper = Number((await readFile(pids, "utf8")).trim());
+      // Killed with its process group (a killed orphan is reaped by init in its own time).
+      const gone = Date.now() + 5000;
+      while (alive(sleeper) && Date.now() < gone) await new Promise((res) => setTimeout(res, 20));
+      assert.equal(alive(sleeper), false, "the compile's process group was left running");
+      assert.deepEqual(await leftovers(p.dir), []);
+      await rm(marker);
+      const next = await traced(args, q.env, p.dir);
+      assert.equal(next.code, 0, next.stderr);
+      assert.match(next.stderr, /compiled 1, reused 1, linked/);
+      assert.equal(spawnSync(program(p.dir)).status, 8);
+    });
+  }
 
   it("only a build of one env whose changed sources the link takes directly", () => {
     const stamp = (over: Partial<NoopStamp>): NoopStamp => ({

@@ -4,7 +4,7 @@
  * traced by a module-resolution hook (did the CLI load?).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { chmod, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { kilnBin, repoRoot, runCli, tempDir, writeTree } from "./cli.js";
@@ -13,24 +13,32 @@ export async function readdirRecursive(dir: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true })).map(String);
 }
 
-/** Run kiln with the import tracer; returns exit code, stderr, and whether the CLI bundle was loaded. */
-export async function traced(args: string[], env: Record<string, string>, dir: string): Promise<{ code: number | null; stderr: string; fullPath: boolean }> {
+/**
+ * Start kiln with the import tracer: the child, its stderr so far, and when it has closed, its exit
+ * code and whether the CLI bundle was loaded.
+ */
+export async function spawnTraced(args: string[], env: Record<string, string>, dir: string): Promise<{ child: ChildProcess; stderr: () => string; closed: Promise<{ code: number | null; stderr: string; fullPath: boolean }> }> {
   // One trace file per project: the environment is part of the stamp, so every run shares the variable.
   const trace = join(dir, "imports.txt");
   await writeFile(trace, "");
   let stderr = "";
-  const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, ["--import", join(repoRoot, "test/fixtures/trace-imports.mjs"), kilnBin, ...args], {
-      env: { ...process.env, CI: "1", NO_COLOR: "1", ...env, KILN_TRACE_IMPORTS: trace },
-      cwd: repoRoot,
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("close", resolve);
+  const child = spawn(process.execPath, ["--import", join(repoRoot, "test/fixtures/trace-imports.mjs"), kilnBin, ...args], {
+    env: { ...process.env, CI: "1", NO_COLOR: "1", ...env, KILN_TRACE_IMPORTS: trace },
+    cwd: repoRoot,
+    stdio: ["ignore", "ignore", "pipe"],
   });
-  const urls = (await readFile(trace, "utf8")).split("\n").filter(Boolean);
-  assert.ok(urls.some((u) => u.endsWith("/dist/bundle/fastpath.cjs")), "the launcher did not load the fast path");
-  return { code, stderr, fullPath: urls.some((u) => u.endsWith("/dist/bundle/cli.js")) };
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  const closed = new Promise<number | null>((resolve) => child.on("close", resolve)).then(async (code) => {
+    const urls = (await readFile(trace, "utf8")).split("\n").filter(Boolean);
+    assert.ok(urls.some((u) => u.endsWith("/dist/bundle/fastpath.cjs")), "the launcher did not load the fast path");
+    return { code, stderr, fullPath: urls.some((u) => u.endsWith("/dist/bundle/cli.js")) };
+  });
+  return { child, stderr: () => stderr, closed };
+}
+
+/** Run kiln with the import tracer; returns exit code, stderr, and whether the CLI bundle was loaded. */
+export async function traced(args: string[], env: Record<string, string>, dir: string): Promise<{ code: number | null; stderr: string; fullPath: boolean }> {
+  return (await spawnTraced(args, env, dir)).closed;
 }
 
 export async function project(): Promise<{ dir: string; env: Record<string, string>; compiles: () => Promise<string[]>; early: () => Promise<number> }> {
