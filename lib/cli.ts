@@ -10,7 +10,7 @@ import { ExitCode, isKilnError } from "./core/errors.js";
 import { KilnCommand, type KilnContext } from "./commands/base.js";
 import { loadCommands } from "./commands/index.js";
 import { VERSION } from "./version.js";
-import { releaseInterrupts } from "./build/headstart.js";
+import { releaseInterrupts } from "./interrupts.js";
 
 export async function run(rawArgv: string[]): Promise<number> {
   // make-style `-j4` (clipanion wants `-j 4`).

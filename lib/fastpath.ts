@@ -13,6 +13,7 @@
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { startHeadStarts } from "./build/headstart.js";
+import { armInterrupts, releaseInterrupts } from "./interrupts.js";
 import { canFinish, envHash, kilnStamp, noopKey, readStamp, stampChanges, type NoopStamp } from "./build/noop.js";
 import type { FinishOptions } from "./build/finish.js";
 
@@ -76,8 +77,10 @@ export function fastNoop(argv: readonly string[]): number | Promise<number | und
     const plain = args.quiet || !process.stderr.isTTY || ci;
     if (changed.length > 0) {
       if (!stamp.units) return undefined;
+      armInterrupts();
       const started = startHeadStarts(stamp.units, changed, args.projectDir, args.jobs ?? stamp.jobs ?? availableParallelism());
-      return started > 0 && plain && canFinish(stamp, changed) ? finish(stamp, changed, { projectDir: args.projectDir, quiet: args.quiet, startedAtMs, t0 }) : undefined;
+      if (started === 0) releaseInterrupts();
+      return started > 0 && plain && canFinish(stamp, changed) ? finish(stamp, changed, args.quiet, { projectDir: args.projectDir, startedAtMs, t0 }) : undefined;
     }
     if (!plain) return undefined;
     if (!args.quiet) {
@@ -92,12 +95,28 @@ export function fastNoop(argv: readonly string[]): number | Promise<number | und
 }
 
 /** The launcher's finish of a head-started build, when the stamp allows it; loaded only then. */
-async function finish(stamp: NoopStamp, changed: string[], opts: FinishOptions): Promise<number | undefined> {
+async function finish(stamp: NoopStamp, changed: string[], quiet: boolean, opts: FinishOptions): Promise<number | undefined> {
+  let onSignal: (() => void) | undefined;
   try {
-    const { finishBuild } = await import("./build/finish.js");
-    return await finishBuild(stamp, changed, opts);
+    const { startFinish } = await import("./build/finish.js");
+    const run = startFinish(stamp, changed, opts);
+    // Ctrl-C now stops what the finish started, as the normal path would, before exiting 130.
+    onSignal = () => void run.stop().finally(() => process.exit(130));
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    releaseInterrupts();
+    const result = await run.done;
+    if (result && !quiet) process.stderr.write(result.report);
+    return result?.code;
   } catch {
     // As above: whatever was done is recorded as done, and the normal path does the rest.
     return undefined;
+  } finally {
+    if (onSignal) {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
+    // Handed back to the CLI (or done): until the CLI has loaded, the stand-in answers again.
+    armInterrupts();
   }
 }

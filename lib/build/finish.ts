@@ -26,7 +26,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { relative, sep } from "node:path";
 import { tempPathFor, writeFileAtomicSync } from "../core/fs.js";
 import type { FirmwareManifest } from "../core/manifest.js";
-import { abandonHeadStarts, armInterrupts, claimHeadStart, fillTemplate, peekHeadStart, releaseInterrupts, type HeadStart } from "./headstart.js";
+import { abandonHeadStarts, claimHeadStart, fillTemplate, peekHeadStart, type HeadStart } from "./headstart.js";
 import { scanIncludes } from "./libraries.js";
 import type { NoopStamp } from "./noop.js";
 import { removeStamp, writeStamp } from "./noop.js";
@@ -35,11 +35,16 @@ import { commandSig, loadState, saveState } from "./state.js";
 
 export interface FinishOptions {
   projectDir: string;
-  quiet: boolean;
   /** Date.now() when the launcher looked at the stamp: anything newer is the next build's to see. */
   startedAtMs: number;
   /** performance.now() at the launcher's start, for the "built in" line. */
   t0: number;
+}
+
+/** A finished build: its exit code and what the normal path would have printed (plain mode). */
+export interface FinishResult {
+  code: number;
+  report: string;
 }
 
 /** What is running, for an interrupt: the head-started compiles, then the link. */
@@ -49,45 +54,31 @@ interface Running {
   linkTmp?: string | undefined;
 }
 
-/** Finish the build; the exit code, or undefined when the normal path must. */
-export async function finishBuild(stamp: NoopStamp, changed: readonly string[], opts: FinishOptions): Promise<number | undefined> {
-  const running: Running = { compiles: [] };
-  const onSignal = interrupted(running);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  releaseInterrupts();
-  try {
-    return await finish(stamp, changed, opts, running);
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    // Handed back to the CLI: until it has loaded, the stand-in answers again.
-    armInterrupts();
-  }
-}
-
 /**
- * Ctrl-C or SIGTERM while the launcher finishes: what the normal path does — stop every process it
- * started (the compiles' whole process groups), remove their temp files, exit 130. Nothing half-made
- * was recorded: the state and the stamp are written last.
+ * Start finishing the build. `done` is the result, or undefined when the normal path must take
+ * over; `stop()` (Ctrl-C) does what the normal path does on an interrupt — stops every process this
+ * started (the compiles' whole process groups, the link), and removes their temp files. Nothing
+ * half-made is recorded either way: the state and the stamp are written last.
  */
-function interrupted(running: Running): () => void {
-  return () => {
-    const waits = [...running.compiles];
-    abandonHeadStarts();
-    const l = running.link;
-    if (l && l.exitCode === null && l.signalCode === null) {
-      waits.push(new Promise((resolve) => l.once("close", resolve)));
-      l.kill("SIGKILL");
-    }
-    void Promise.all(waits).then(() => {
+export function startFinish(stamp: NoopStamp, changed: readonly string[], opts: FinishOptions): { done: Promise<FinishResult | undefined>; stop(): Promise<void> } {
+  const running: Running = { compiles: [] };
+  return {
+    done: finish(stamp, changed, opts, running),
+    stop: async () => {
+      const waits = [...running.compiles];
+      abandonHeadStarts();
+      const l = running.link;
+      if (l && l.exitCode === null && l.signalCode === null) {
+        waits.push(new Promise((resolve) => l.once("close", resolve)));
+        l.kill("SIGKILL");
+      }
+      await Promise.all(waits);
       if (running.linkTmp) rmSync(running.linkTmp, { force: true });
-      process.exit(130);
-    });
+    },
   };
 }
 
-async function finish(stamp: NoopStamp, changed: readonly string[], opts: FinishOptions, running: Running): Promise<number | undefined> {
+async function finish(stamp: NoopStamp, changed: readonly string[], opts: FinishOptions, running: Running): Promise<FinishResult | undefined> {
   const f = stamp.finish!;
   const { projectDir } = opts;
   const state = loadState(f.buildDir);
@@ -183,24 +174,20 @@ async function finish(stamp: NoopStamp, changed: readonly string[], opts: Finish
     writeStamp(projectDir, rest, [...files.map(([p]) => p), ...inputs], dirs.map(([p]) => p), opts.startedAtMs, written, written, known);
   }
 
-  if (!opts.quiet) {
-    const rel = (p: string): string => {
-      const r = relative(projectDir, p);
-      return r.startsWith("..") ? p : r.split(sep).join("/");
-    };
-    const line = stamp.envs[0]!;
-    const secs = ((performance.now() - opts.t0) / 1000).toFixed(2);
-    process.stderr.write(
-      [
-        `Building ${f.env}`,
-        ...done.map((m) => `  compile ${rel(m.source)}`),
-        `  link    ${rel(f.link.output)}`,
-        `${f.env}: built in ${secs}s (compiled ${done.length}, reused ${line.reused - done.length}, linked${line.sizeText})`,
-        "",
-      ].join("\n"),
-    );
-  }
-  return 0;
+  const rel = (p: string): string => {
+    const r = relative(projectDir, p);
+    return r.startsWith("..") ? p : r.split(sep).join("/");
+  };
+  const line = stamp.envs[0]!;
+  const secs = ((performance.now() - opts.t0) / 1000).toFixed(2);
+  const report = [
+    `Building ${f.env}`,
+    ...done.map((m) => `  compile ${rel(m.source)}`),
+    `  link    ${rel(f.link.output)}`,
+    `${f.env}: built in ${secs}s (compiled ${done.length}, reused ${line.reused - done.length}, linked${line.sizeText})`,
+    "",
+  ].join("\n");
+  return { code: 0, report };
 }
 
 /** Run the link into `tmp`, then rename it over `output`; false when it failed or printed anything. */

@@ -52,32 +52,6 @@ export interface HeadStart {
  */
 const started = ((globalThis as Record<symbol, unknown>)[Symbol.for("kiln.headStarts")] ??= new Map<string, HeadStart>()) as Map<string, HeadStart>;
 
-/**
- * Ctrl-C before anyone handles it (while the CLI loads, or before the launcher's finish starts): exit
- * 130, and the exit handler below kills what was started and removes its files. Kept on globalThis
- * like `started`: the CLI's copy of this module releases what the launcher's copy armed.
- */
-const interrupt = ((globalThis as Record<symbol, unknown>)[Symbol.for("kiln.headStartInterrupt")] ??= {
-  armed: false,
-  handler: () => process.exit(130),
-}) as { armed: boolean; handler: () => void };
-
-/** Handle Ctrl-C and SIGTERM as above, until releaseInterrupts(). */
-export function armInterrupts(): void {
-  if (interrupt.armed) return;
-  process.on("SIGINT", interrupt.handler);
-  process.on("SIGTERM", interrupt.handler);
-  interrupt.armed = true;
-}
-
-/** Called by whoever handles interrupts from now on (the CLI, the launcher's finish). */
-export function releaseInterrupts(): void {
-  if (!interrupt.armed) return;
-  process.off("SIGINT", interrupt.handler);
-  process.off("SIGTERM", interrupt.handler);
-  interrupt.armed = false;
-}
-
 /** The compile command the runner runs for `source`: its words before `-c`, then the temp object and depfile. */
 export function compileTemplate(prefix: readonly string[], source: string): string[] {
   return [...prefix, "-c", source, "-o", TMP_WORD, "-MMD", "-MF", DEP_WORD];
@@ -107,7 +81,6 @@ export function startHeadStarts(units: StampedUnits, changed: readonly string[],
   const picks = changed.flatMap((f) => bySource.get(f) ?? [-1]);
   if (picks.length === 0 || picks.length > maxJobs || picks.includes(-1)) return 0;
   const { spawn } = createRequire(import.meta.url)("node:child_process") as typeof import("node:child_process");
-  armInterrupts();
   for (const i of picks) {
     const object = units.list[i]![1];
     const template = unitTemplate(units, i);
