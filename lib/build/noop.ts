@@ -66,23 +66,23 @@ export interface NoopStamp {
 export interface FinishRecipe {
   env: string;
   buildDir: string;
-  /** The objects the link takes directly: a changed source among them needs its compile and the link, nothing else. */
-  direct: string[];
-  /** The link's output and command, with TMP_WORD (lib/build/headstart.ts) where its temp output goes. */
+  /**
+   * The link's output and command, with TMP_WORD (lib/build/headstart.ts) where its temp output goes.
+   * An object among its words is one the link takes directly (not through an archive).
+   */
   link: { output: string; template: string[] };
   manifest: string;
   /** The manifest's images, in its order. */
   images: string[];
 }
 
-/** Whether the launcher may finish this build: a recipe, one env, and every changed source an object the link takes directly. */
+/** Whether the launcher may finish this build: a recipe, one env, and every changed source's object on the link's command line. */
 export function canFinish(stamp: NoopStamp, changed: readonly string[]): boolean {
   const f = stamp.finish;
   if (!f || stamp.envs.length !== 1 || !stamp.units) return false;
-  const direct = new Set(f.direct);
-  const objects = new Map<string, string[]>();
-  for (const [source, object] of stamp.units.list) objects.set(source, [...(objects.get(source) ?? []), object]);
-  return changed.every((s) => (objects.get(s) ?? []).every((o) => direct.has(o)));
+  const linked = new Set(f.link.template);
+  const sources = new Set(changed);
+  return stamp.units.list.every(([source, object]) => !sources.has(source) || linked.has(object));
 }
 
 /** `<projectDir>/.kiln/noop.json` */

@@ -358,11 +358,10 @@ export async function runPlan(opts: RunPlanOptions): Promise<EnvBuildResult> {
       early = lookBeforeLink(plan, manifestPath, opts, mt, [...noopSources, ...noopFiles(plan, state, manifestPath, opts.rootCompileDb, opts.collectNoop.path)], noopDirs?.() ?? [], unitsBuilt);
     }
     linked = await linking;
-    if (plan.images.length === 0 && !plan.size) {
+    if (opts.collectNoop && plan.images.length === 0 && !plan.size) {
       linkOnly = {
         env: plan.env,
         buildDir,
-        direct: linkObjects,
         link: { output: program, template: plan.link.argv(linkObjects, archives, TMP_WORD) },
         manifest: manifestPath,
         images: plan.manifestImages.map((i) => join(buildDir, i.path)),

@@ -237,7 +237,7 @@ describe("the launcher's finish of a head-started build", () => {
           ["/p/lib/x/x.c", "/p/b/x.o", 0],
         ],
       },
-      finish: { env: "native", buildDir: "/p/b", direct: ["/p/b/a.o"], link: { output: "/p/b/program", template: [] }, manifest: "/p/b/manifest.json", images: [] },
+      finish: { env: "native", buildDir: "/p/b", link: { output: "/p/b/program", template: ["gcc", "-o", "\0tmp", "/p/b/a.o", "/p/b/libx.a"] }, manifest: "/p/b/manifest.json", images: [] },
       ...over,
     });
     assert.equal(canFinish(stamp({}), ["/p/src/a.c"]), true);
