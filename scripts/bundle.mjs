@@ -89,21 +89,20 @@ for (const f of readdirSync(join(root, "dist"), { recursive: true }).map(String)
 }
 const define = { KILN_BUILD: JSON.stringify(buildId.digest("hex").slice(0, 16)) };
 
-/** One module and what it imports in one CommonJS file. */
-const single = (entry, outfile, extra = {}) =>
-  build({ entryPoints: [join(root, "dist", entry)], outfile: join(root, "dist", "bundle", outfile), bundle: true, format: "cjs", platform: "node", target: "node20", logLevel: "warning", legalComments: "none", ...extra });
-
 // The launcher's first stop (lib/fastpath.ts), alone in one CommonJS file: bin/kiln.js require()s
 // it, so a build answered from the stamp never starts Node's ESM loader (≈ 15 ms).
-await single("fastpath.js", "fastpath.cjs", {
+await build({
+  entryPoints: [join(root, "dist", "fastpath.js")],
+  outfile: join(root, "dist", "bundle", "fastpath.cjs"),
+  bundle: true,
+  format: "cjs",
+  platform: "node",
+  target: "node20",
+  logLevel: "warning",
+  legalComments: "none",
   banner: { js: 'const kilnImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
   define: { ...define, "import.meta.url": "kilnImportMetaUrl" },
 });
-
-// The unpack thread (lib/toolchains/unpack-thread.ts), a worker started from a chunk by
-// `new URL("./unpack-thread.js", import.meta.url)`: one CommonJS file beside the chunks, with tar's
-// parser in it.
-await single(join("toolchains", "unpack-thread.js"), join("chunks", "unpack-thread.js"));
 
 const split = await build({
   entryPoints: [join(root, "dist", "cli.js")],
@@ -167,11 +166,6 @@ async function toCommonJs(file) {
 for (const file of split.outputFiles) {
   mkdirSync(dirname(file.path), { recursive: true });
   writeFileSync(file.path, await toCommonJs(file));
-}
-// The thread is found beside the chunk that starts it.
-const starters = split.outputFiles.filter((f) => f.text.includes('"./unpack-thread.js"'));
-if (starters.length === 0 || starters.some((f) => dirname(f.path) !== join(root, "dist", "bundle", "chunks"))) {
-  throw new Error(`scripts/bundle.mjs: the unpack thread must be started from a chunk in dist/bundle/chunks (found in: ${starters.map((f) => relative(root, f.path)).join(", ") || "none"})`);
 }
 // The root package.json says "module"; the bundle's .js files are CommonJS.
 writeFileSync(join(root, "dist", "bundle", "package.json"), '{ "type": "commonjs" }\n');

@@ -57,7 +57,7 @@ export class UnsafeArchiveError extends KilnError {
 }
 
 export class UnsupportedArchiveError extends KilnError {
-  constructor(readonly archive: string, readonly detail: string) {
+  constructor(readonly archive: string, detail: string) {
     super("KILN_UNSUPPORTED_ARCHIVE", ExitCode.integrity, `cannot unpack ${archive}: ${detail}`, {
       hint: "kiln unpacks .tar.gz, .tar.bz2, .tar.xz, .tar.zst and .zip archives",
       data: { archive },

@@ -6,27 +6,33 @@
  *
  * Each regular file is hashed while it is written, giving the entry's file
  * list that `kiln pkg verify` checks later without keeping the archive.
- * A tar stream is parsed, checked and written by the unpack thread
- * (lib/toolchains/unpack-thread.ts); zip archives and local folders here,
- * with the same rules (lib/toolchains/entry-rules.ts).
  * A single top-level folder is reported as `root` (Arduino and PlatformIO
  * strip it); the caller renames it into place.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { lstat, mkdir, open, readdir, readlink, rm, symlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { link, lstat, mkdir, open, readdir, readlink, rm, symlink } from "node:fs/promises";
+import { dirname, join, posix } from "node:path";
 import { PassThrough, Readable, Transform, Writable, type Duplex } from "node:stream";
 import { finished } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { CancelledError, errnoCode } from "../core/errors.js";
-import { EntryRules, type FileRecord } from "./entry-rules.js";
 import { UnsafeArchiveError, UnsupportedArchiveError } from "./errors.js";
-import { SLOT_BYTES, SLOTS, writeThread, type TarOutcome } from "./write-thread.js";
-
-export { DEFAULT_MAX_BYTES, type FileRecord } from "./entry-rules.js";
+import { SLOT_BYTES, SLOTS, writeThread } from "./write-thread.js";
 
 export type ArchiveFormat = "tar" | "tar.gz" | "tar.bz2" | "tar.xz" | "tar.zst" | "zip";
+
+export interface FileRecord {
+  /** Path inside the package, `/`-separated, relative to the package root. */
+  path: string;
+  type: "file" | "symlink";
+  size: number;
+  /** Permission bits as written. */
+  mode: number;
+  sha256?: string;
+  /** Symlink target as stored. */
+  target?: string;
+}
 
 export interface ExtractOptions {
   archive: string;
@@ -49,6 +55,9 @@ export interface ExtractResult {
   unpackedBytes: number;
 }
 
+export const DEFAULT_MAX_BYTES = 8 * 1024 ** 3;
+
+/** Identify the format from magic bytes; a file name can lie. */
 /** Identify the format from magic bytes; a file name can lie. */
 export function sniffBuffer(b: Buffer): ArchiveFormat | undefined {
   if (b[0] === 0x1f && b[1] === 0x8b) return "tar.gz";
@@ -118,44 +127,79 @@ const SMALL_FILE = SLOT_BYTES;
 /** Small files handed to the write thread at once, per unpacking package: as many as it has slots. */
 const IN_FLIGHT = SLOTS;
 
-/** Checks every entry (EntryRules) and writes it: the zip reader's and a local folder's. */
+/** A stream read by its events (a tar entry). */
+interface Gatherable {
+  on(event: "data", fn: (chunk: Buffer) => void): unknown;
+  once(event: "end", fn: () => void): unknown;
+  once(event: "error", fn: (e: unknown) => void): unknown;
+}
+
+/** All of a stream's chunks, once it ends. */
+function gather(body: Gatherable): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    // 'end' first: a 'data' listener starts the flow, which may end the stream at once.
+    body.once("end", () => resolve(chunks));
+    body.once("error", reject);
+    body.on("data", (c) => void chunks.push(c));
+  });
+}
+
+/** Checks every entry and writes it; shared by the tar and zip readers. */
 class Writer {
-  readonly rules: EntryRules;
+  readonly files: FileRecord[] = [];
+  readonly tops = new Set<string>();
+  private readonly links = new Set<string>();
+  private readonly written = new Map<string, FileRecord>();
   private readonly madeDirs = new Set<string>();
+  private bytes = 0;
+  private entries = 0;
   /**
-   * Small files are read whole, then hashed and written by the unpack thread
+   * Small files are read whole, then hashed and written by the write thread
    * (lib/toolchains/write-thread.ts) while the next entries are read: up to
    * IN_FLIGHT at once. Their records get their sha256 when the thread answers.
    */
   private readonly inflight = new Set<Promise<void>>();
   private readonly inflightPaths = new Set<string>();
   private inflightError: unknown;
+  private readonly maxBytes: number;
+  private readonly maxEntries: number;
 
   constructor(private readonly opts: ExtractOptions) {
-    this.rules = new EntryRules(opts.label, opts.maxBytes, opts.maxEntries);
-  }
-
-  get files(): FileRecord[] {
-    return this.rules.files;
-  }
-
-  get tops(): Set<string> {
-    return this.rules.tops;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.maxEntries = opts.maxEntries ?? 500_000;
   }
 
   get unpackedBytes(): number {
-    return this.rules.bytes;
+    return this.bytes;
   }
 
-  /** What the unpack thread wrote, for finish(). */
-  adopt(r: TarOutcome): void {
-    for (const f of r.files) this.rules.files.push(f);
-    for (const t of r.tops) this.rules.tops.add(t);
-    this.rules.bytes = r.bytes;
+  private refuse(entry: string, reason: string): never {
+    throw new UnsafeArchiveError(this.opts.label, entry, reason);
   }
 
+  /** Normalise and check an entry path; returns it relative, `/`-separated, no trailing slash. */
   checkPath(raw: string): string {
-    return this.rules.checkPath(raw);
+    if (raw.includes("\0")) this.refuse(raw, "has a NUL byte in its name");
+    const p = raw.replace(/\\/g, "/");
+    if (p.startsWith("/") || /^[a-zA-Z]:/.test(p) || p.startsWith("//")) this.refuse(raw, "has an absolute path");
+    const parts = p.split("/").filter((s) => s !== "" && s !== ".");
+    if (parts.includes("..")) this.refuse(raw, "escapes the package with '..'");
+    if (parts.length === 0) return "";
+    if (++this.entries > this.maxEntries) this.refuse(raw, `exceeds the cap of ${this.maxEntries} entries`);
+    // Most packages have no links: then no prefix of the path can be one.
+    if (this.links.size) {
+      for (let i = 1; i < parts.length; i++) {
+        if (this.links.has(parts.slice(0, i).join("/"))) this.refuse(raw, `is written through the link '${parts.slice(0, i).join("/")}'`);
+      }
+    }
+    this.tops.add(parts[0]!);
+    return parts.join("/");
+  }
+
+  private count(entry: string, size: number): void {
+    this.bytes += size;
+    if (this.bytes > this.maxBytes) this.refuse(entry, `takes the unpacked size over the cap of ${this.maxBytes} bytes`);
   }
 
   async dir(rel: string): Promise<void> {
@@ -170,10 +214,14 @@ class Writer {
 
   private async replace(rel: string): Promise<string> {
     const abs = join(this.opts.dest, rel);
-    // Replacing an entry (rare): let every background write land first.
-    if (this.rules.replaces(rel)) {
+    if (this.written.has(rel) || this.links.has(rel)) {
+      // Replacing an entry (rare): let every background write land first.
       await this.settle();
       await rm(abs, { force: true, recursive: true });
+      this.links.delete(rel);
+      const i = this.files.indexOf(this.written.get(rel)!);
+      if (i >= 0) this.files.splice(i, 1);
+      this.written.delete(rel);
     }
     const parent = dirname(abs);
     if (!this.madeDirs.has(parent)) {
@@ -183,20 +231,33 @@ class Writer {
     return abs;
   }
 
-  /** Write one regular file: a small one by the unpack thread, a large one here as it is read. */
-  async file(rel: string, mode: number, declaredSize: number, body: AsyncIterable<Buffer>): Promise<void> {
-    this.rules.count(rel, declaredSize);
+  /**
+   * Write one regular file. `exact`: the reader guarantees the body is exactly
+   * `declaredSize` bytes (tar's parser cuts entries by their header's size), so
+   * a small one is gathered by events, without an async iterator per file.
+   */
+  async file(rel: string, mode: number, declaredSize: number, body: AsyncIterable<Buffer> | Gatherable, exact = false): Promise<void> {
+    this.count(rel, declaredSize);
     const abs = await this.replace(rel);
+    if (exact && declaredSize <= SMALL_FILE && "on" in body) {
+      if (this.inflightError !== undefined) throw this.inflightError;
+      const chunks = await gather(body);
+      if (this.opts.signal?.aborted) throw new CancelledError();
+      const size = chunks.reduce((n, c) => n + c.length, 0);
+      if (size !== declaredSize) throw new UnsupportedArchiveError(this.opts.label, `entry '${rel}' holds ${size} bytes, its header says ${declaredSize}`);
+      const rec: FileRecord = { path: rel, type: "file", size, mode: (mode & 0o777) | 0o600 };
+      await this.writeLater(rel, abs, rec.mode, chunks, rec);
+      this.files.push(rec);
+      this.written.set(rel, rec);
+      return;
+    }
+    const iterable = body as AsyncIterable<Buffer>;
     const hash = createHash("sha256");
     let size = 0;
     const perm = (mode & 0o777) | 0o600;
     const overflow = (n: number): Error | undefined => {
-      try {
-        this.rules.count(rel, n);
-        return undefined;
-      } catch (e) {
-        return e as Error;
-      }
+      this.bytes += n;
+      return this.bytes > this.maxBytes ? new UnsafeArchiveError(this.opts.label, rel, `takes the unpacked size over the cap of ${this.maxBytes} bytes`) : undefined;
     };
     if (this.inflightError !== undefined) throw this.inflightError;
     // Plain writes rather than a stream pipeline per file: toolchains have thousands of small files,
@@ -206,7 +267,7 @@ class Writer {
     let pending: Buffer[] = [];
     try {
       let pendingBytes = 0;
-      for await (const chunk of body) {
+      for await (const chunk of iterable) {
         if (this.opts.signal?.aborted) throw new CancelledError();
         const before = size;
         size += chunk.length;
@@ -237,7 +298,8 @@ class Writer {
     const rec: FileRecord = { path: rel, type: "file", size, mode: perm };
     if (fh) rec.sha256 = hash.digest("hex");
     else await this.writeLater(rel, abs, perm, pending, rec);
-    this.rules.record(rec);
+    this.files.push(rec);
+    this.written.set(rel, rec);
   }
 
   /** Hand a small file to the write thread (see `inflight`); `rec` gets its sha256 when written. */
@@ -261,34 +323,65 @@ class Writer {
   }
 
   async symlink(rel: string, target: string): Promise<void> {
-    this.rules.checkSymlink(rel, target);
-    this.rules.count(rel, 0);
+    const t = target.replace(/\\/g, "/");
+    if (t.startsWith("/") || /^[a-zA-Z]:/.test(t)) this.refuse(rel, `is a symlink to the absolute path '${target}'`);
+    const resolved = posix.normalize(posix.join(posix.dirname(rel), t));
+    if (resolved === ".." || resolved.startsWith("../")) this.refuse(rel, `is a symlink pointing outside the package ('${target}')`);
+    this.count(rel, 0);
     const abs = await this.replace(rel);
     await symlink(target, abs);
-    this.rules.record({ path: rel, type: "symlink", size: 0, mode: 0o777, target });
+    this.links.add(rel);
+    const rec: FileRecord = { path: rel, type: "symlink", size: 0, mode: 0o777, target };
+    this.files.push(rec);
+    this.written.set(rel, rec);
+  }
+
+  async hardlink(rel: string, targetRaw: string): Promise<void> {
+    const target = this.checkLinkTarget(rel, targetRaw);
+    if (this.inflightPaths.has(target)) await this.settle();
+    const src = this.written.get(target);
+    if (!src || src.type !== "file") this.refuse(rel, `is a hard link to '${targetRaw}', which is not a file of this package`);
+    this.count(rel, src.size);
+    const abs = await this.replace(rel);
+    await link(join(this.opts.dest, target), abs);
+    const rec: FileRecord = { ...src, path: rel };
+    this.files.push(rec);
+    this.written.set(rel, rec);
+  }
+
+  private checkLinkTarget(rel: string, raw: string): string {
+    const p = raw.replace(/\\/g, "/");
+    if (p.startsWith("/") || /^[a-zA-Z]:/.test(p)) this.refuse(rel, `is a hard link to the absolute path '${raw}'`);
+    const parts = p.split("/").filter((s) => s !== "" && s !== ".");
+    if (parts.includes("..")) this.refuse(rel, `is a hard link pointing outside the package ('${raw}')`);
+    return parts.join("/");
   }
 }
 
+/** tar's parser alone (loaded once; a streamed install asks for it as the download starts). */
+let tarParser: Promise<typeof import("tar/parse").Parser> | undefined;
+const loadTarParser = (): Promise<typeof import("tar/parse").Parser> => (tarParser ??= import("tar/parse").then((m) => m.Parser));
+
 /** A tar unpacking under way: write the archive's bytes to `head` and end it. */
 interface TarRun {
-  /** The decompressor, or the unpack thread's sink itself for a plain tar. */
+  /** The decompressor, or the parser itself for a plain tar. */
   head: Writable;
   /** Set once unpacking has failed or been cancelled: bytes for `head` are then dropped. */
   readonly stopped: boolean;
   /** Stop it from the input's side (the download failed, restarted, was abandoned). */
   fail(e: unknown): void;
-  /** Every entry written (its records in `w`), or the first failure once the thread writes no more. */
+  /** Every entry written (and the write thread settled), or the first failure. */
   done: Promise<void>;
 }
 
 /**
- * Start unpacking a tar archive: the decompressor is ready when this
- * resolves, and the unpack thread parses, checks and writes the entries.
- * `open` (an archive on disk) is opened then, piped in and destroyed on a
- * failure; without it the caller writes to `head` (a streamed download: no
+ * Start unpacking a tar archive: the parser and decompressor are ready when
+ * this resolves. `open` (an archive on disk) is opened then, piped in and
+ * destroyed on a failure; without it the caller writes to `head` (a streamed download: no
  * stream of its own in between, which cost ~40 ms of CPU per 100 MB).
  */
 async function startTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer, open?: () => Readable): Promise<TarRun> {
+  const Parser = await loadTarParser();
   let xz: { input: PassThrough; output: Readable } | undefined;
   if (format === "tar.xz") {
     const mod = (await import("xz-decompress")) as unknown as { XzReadableStream?: typeof import("xz-decompress").XzReadableStream; default?: { XzReadableStream: typeof import("xz-decompress").XzReadableStream } };
@@ -298,39 +391,90 @@ async function startTar(opts: ExtractOptions, format: ArchiveFormat, w: Writer, 
   }
   const dec = await decompressor(format);
   const input = open?.();
-  const unpack = writeThread().tar({ dest: opts.dest, label: opts.label, maxBytes: w.rules.maxBytes, maxEntries: w.rules.maxEntries });
   let failure: unknown;
+  let chain: Promise<void> = Promise.resolve();
+  const parser = new Parser({ strict: true });
+  let current: { destroy(e?: unknown): void; on(ev: "error", fn: () => void): void } | undefined;
   let failing = false;
   const fail = (e: unknown): void => {
     failure ??= e;
     if (failing) return;
     failing = true;
+    // End the entry being written, or its file write would wait forever.
+    current?.on("error", () => {});
+    current?.destroy(e instanceof Error ? e : new Error(String(e)));
     input?.destroy();
     xz?.input.destroy();
     xz?.output.destroy();
     dec?.destroy();
-    unpack.abort(failure);
+    parser.abort(e instanceof Error ? e : new Error(String(e)));
   };
-  for (const s of [input, xz?.input, xz?.output, dec, unpack.sink]) s?.on("error", fail);
-  const onAbort = (): void => fail(new CancelledError());
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
-  if (xz) xz.output.pipe(unpack.sink);
-  else dec?.pipe(unpack.sink);
-  const head = xz?.input ?? dec ?? unpack.sink;
-  input?.pipe(head);
-  const done = unpack.done.then(
-    (r) => {
-      opts.signal?.removeEventListener("abort", onAbort);
-      if (failure) throw failure;
-      w.adopt(r);
-    },
-    (e: unknown) => {
-      opts.signal?.removeEventListener("abort", onAbort);
-      failure ??= e;
+  parser.on("entry", (entry) => {
+    const handle = async (): Promise<void> => {
+      if (failing) return void entry.resume();
+      current = entry as unknown as typeof current;
+      const raw = entry.path;
+      try {
+        const rel = w.checkPath(raw);
+        switch (entry.type) {
+          case "Directory":
+          case "GNUDumpDir":
+            entry.resume();
+            return void (await w.dir(rel));
+          case "File":
+          case "OldFile":
+          case "ContiguousFile":
+            if (!rel) return void entry.resume();
+            return await w.file(rel, entry.mode ?? 0o644, entry.size, entry as unknown as Gatherable, true);
+          case "SymbolicLink":
+            entry.resume();
+            return await w.symlink(rel, entry.linkpath ?? "");
+          case "Link":
+            entry.resume();
+            return await w.hardlink(rel, entry.linkpath ?? "");
+          case "CharacterDevice":
+          case "BlockDevice":
+          case "FIFO":
+            throw new UnsafeArchiveError(opts.label, raw, `is a ${entry.type === "FIFO" ? "FIFO" : "device file"}, not allowed in a package`);
+          default:
+            throw new UnsafeArchiveError(opts.label, raw, `has an unsupported tar entry type (${entry.type})`);
+        }
+      } catch (e) {
+        entry.resume();
+        fail(e);
+      }
+    };
+    // Entries arrive in order; each is written before the parser moves on
+    // (the parser waits for the entry's stream to be consumed).
+    chain = chain.then(handle);
+  });
+  const ended = new Promise<void>((resolve, reject) => {
+    parser.on("error", (e: unknown) => {
       fail(e);
-      throw failure;
-    },
-  );
+      reject(failure);
+    });
+    parser.on("end", () => resolve());
+    parser.on("abort", () => reject(failure));
+    for (const s of [input, xz?.input, xz?.output, dec]) {
+      s?.on("error", (e: unknown) => {
+        fail(e);
+        reject(failure);
+      });
+    }
+    opts.signal?.addEventListener("abort", () => fail(new CancelledError()), { once: true });
+  });
+  const parserIn = parser as unknown as Writable;
+  if (xz) xz.output.pipe(parserIn);
+  else dec?.pipe(parserIn);
+  const head = xz?.input ?? dec ?? parserIn;
+  input?.pipe(head);
+  const done = (async () => {
+    // Settle every file write before returning, so the caller can delete the dir.
+    await ended.catch(() => undefined);
+    await chain.catch(() => undefined);
+    await w.settle().catch((e: unknown) => (failure ??= e));
+    if (failure) throw failure;
+  })();
   return {
     head,
     get stopped() {
@@ -465,8 +609,8 @@ function passOn(to: Writable, chunk: Buffer, cb: () => void): void {
  * 'error', so a download can keep writing to it and report the failure after.
  */
 export function streamingExtractor(opts: ExtractOptions): { sink: Writable; result: Promise<ExtractResult | undefined> } {
-  // Most packages are tar archives: boot the unpack thread while the request is under way.
-  writeThread().prestart();
+  // Most packages are tar archives: load the parser while the request is under way.
+  loadTarParser().catch(() => {});
   /** Where the bytes go once the first chunk has told the format: a tar unpacking, or the archive file. */
   let target: Promise<Target> | undefined;
   let ready: Target | undefined;
