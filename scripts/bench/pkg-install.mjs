@@ -22,7 +22,8 @@ const arg = (name, def) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : def;
 };
-const runs = arg("--runs", 5);
+// 15 rounds by default: with fewer, this host's noise moves the medians by more than the margin measured.
+const runs = arg("--runs", 15);
 const mb = arg("--mb", 100);
 for (const t of ["curl", "tar"]) execFileSync("sh", ["-c", `command -v ${t}`], { stdio: "ignore" });
 if (!statSync("/usr/bin/time", { throwIfNoEntry: false })) throw new Error("needs GNU time (apt-get install time)");
