@@ -256,8 +256,10 @@ describe("native build pipeline", () => {
   for (const signal of ["SIGINT", "SIGKILL"] as const) {
     it(`${signal} in the middle of a build, then a rebuild, gives a working program`, async () => {
       const p = await project();
+      // gcc's own temp files, which a compiler killed mid-way leaves, go to the test's folder, not /tmp.
+      const ccTmp = await tempDir("kiln-cc-tmp-");
       const child = spawn(process.execPath, [kilnBin, "build", "-d", p.dir, "--json", "-j", "2"], {
-        env: { ...process.env, ...p.env, KILN_TEST_CC_SLEEP: "0.5", CI: "1" },
+        env: { ...process.env, ...p.env, KILN_TEST_CC_SLEEP: "0.5", CI: "1", TMPDIR: ccTmp },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let out = "";
